@@ -1,0 +1,72 @@
+"""Atomic writes (temporary file, then rename) and cache fingerprints."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Iterable
+
+import numpy as np
+import pandas as pd
+
+from promoter_modelling.download import atomic_path
+
+CACHE_VERSION = 1
+
+
+def save_npy(path: str, array: np.ndarray) -> None:
+    """Write a .npy file atomically."""
+    with atomic_path(path, suffix=".npy") as tmp:
+        with open(tmp, "wb") as handle:
+            np.save(handle, array)
+
+
+def save_table(df: pd.DataFrame, path: str, sep: str = "\t") -> None:
+    """Write a TSV/CSV file atomically."""
+    with atomic_path(path) as tmp:
+        df.to_csv(tmp, sep=sep, index=False)
+
+
+def save_json(data: dict, path: str) -> None:
+    """Write JSON atomically (NaN kept as null-safe floats)."""
+    with atomic_path(path) as tmp:
+        with open(tmp, "w", encoding="utf-8") as handle:
+            json.dump(data, handle, indent=2, sort_keys=True, default=_json_default)
+
+
+def save_text(text: str, path: str) -> None:
+    with atomic_path(path) as tmp:
+        with open(tmp, "w", encoding="utf-8") as handle:
+            handle.write(text)
+
+
+def _json_default(value):
+    if isinstance(value, (np.integer,)):
+        return int(value)
+    if isinstance(value, (np.floating,)):
+        return float(value)
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    return str(value)
+
+
+def fingerprint(files: Iterable[str], params: dict) -> str:
+    """Hash of input files (path, size, mtime) and build parameters: a cache is valid only for these."""
+    digest = hashlib.sha256()
+    digest.update(str(CACHE_VERSION).encode())
+    for path in sorted(files):
+        stat = os.stat(path)
+        digest.update(f"{os.path.basename(path)}:{stat.st_size}:{stat.st_mtime_ns};".encode())
+    digest.update(json.dumps(params, sort_keys=True, default=str).encode())
+    return digest.hexdigest()
+
+
+def load_npy(path: str, mmap: bool = True) -> np.ndarray:
+    """Load a cached array (memory-mapped by default); a corrupt file raises a clear error."""
+    from promoter_modelling.errors import InputError
+
+    try:
+        return np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False)
+    except (ValueError, OSError, EOFError) as exc:
+        raise InputError(f"{path}: cached array is unreadable ({exc}); delete it to rebuild the cache") from exc

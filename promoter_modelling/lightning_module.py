@@ -1,0 +1,201 @@
+"""The multi-task Lightning module: one backbone, one linear head per task.
+
+Single-task runs use the plain task loss. Multi-task runs weight each task by a learned
+log-variance s (Kendall et al.): loss = exp(-s) / (1 + is_regression) * L + s / 2, as published.
+Hyperparameters, including every head's spec, are saved in checkpoints, so a checkpoint alone
+rebuilds the model (`load_model`).
+"""
+
+from __future__ import annotations
+
+import lightning as L
+import torch
+from lightning.pytorch.utilities import CombinedLoader
+from torch import nn
+
+from promoter_modelling.backbones.registry import build_backbone
+from promoter_modelling.heads import HeadSpec, head_loss
+from promoter_modelling.metrics import HeadMetrics
+from promoter_modelling.sequence import codes_to_one_hot
+
+FREEZE_MODES = (None, "all", "published")
+
+
+class MultiTaskModule(L.LightningModule):
+    """Backbone + per-task heads, uncertainty-weighted losses and published metric names."""
+
+    def __init__(self, heads: list[dict], model_name: str = "MTLucifer", model_size: str = "full",
+                 backbone_kwargs: dict | None = None, lr: float = 1e-5, weight_decay: float = 1e-4,
+                 loss_weighting: str | None = None, freeze_backbone: str | None = None,
+                 scheduler_interval: str = "step", seed: int = 0) -> None:
+        super().__init__()
+        self.save_hyperparameters()
+        if freeze_backbone not in FREEZE_MODES:
+            raise ValueError(f"freeze_backbone must be one of {FREEZE_MODES}")
+        self.backbone = build_backbone(model_name, model_size, **(backbone_kwargs or {}))
+        self.head_specs = [HeadSpec.from_dict(h) if isinstance(h, dict) else h for h in heads]
+        names = [s.name for s in self.head_specs]
+        if len(set(names)) != len(names):
+            raise ValueError(f"head names must be unique, got {names}")
+        self.heads = nn.ModuleDict({s.name: nn.Linear(self.backbone.embed_dims, s.num_logits) for s in self.head_specs})
+        self.weighted = (loss_weighting or ("auto" if len(self.head_specs) > 1 else "none")) == "auto"
+        self.loss_log_vars = nn.ParameterDict(
+            {s.name: nn.Parameter(torch.zeros(1)) for s in self.head_specs} if self.weighted else {})
+        self.metrics = nn.ModuleDict({split: nn.ModuleDict({s.name: HeadMetrics(s) for s in self.head_specs})
+                                      for split in ("val", "test")})
+        self.last_metrics: dict[str, dict[str, float]] = {}
+        self.apply_freeze()
+
+    # --- model -------------------------------------------------------------------------------
+    @property
+    def input_kind(self) -> str:
+        return getattr(self.backbone, "input_kind", "onehot")
+
+    def apply_freeze(self) -> None:
+        mode = self.hparams.freeze_backbone
+        for name, param in self.backbone.named_parameters():
+            if mode == "all" or (mode == "published" and name.startswith("promoter_")):
+                param.requires_grad_(False)
+        if mode == "all":
+            self.backbone.eval()
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        if self.hparams.freeze_backbone == "all":
+            self.backbone.eval()  # a frozen backbone is a fixed feature extractor: no dropout
+        return self
+
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        """Backbone features of a batch of inputs (uint8 codes are expanded to one-hot here)."""
+        if self.input_kind == "onehot" and x.dtype == torch.uint8:
+            x = codes_to_one_hot(x)
+        return self.backbone(x)
+
+    def forward(self, x: torch.Tensor, heads: list[str] | None = None) -> dict[str, torch.Tensor]:
+        """Head outputs (logits for classifiers). Multi-window inputs (B, W, L) are averaged over W."""
+        windows = None
+        if x.dtype == torch.uint8 and x.dim() == 3:
+            windows = x.shape[1]
+            x = x.reshape(-1, x.shape[-1])
+        features = self.embed(x)
+        out = {}
+        for name in heads or list(self.heads):
+            y = self.heads[name](features)
+            out[name] = y.reshape(-1, windows, y.shape[-1]).mean(dim=1) if windows else y
+        return out
+
+    # --- loss ----------------------------------------------------------------------------------
+    def task_loss(self, spec: HeadSpec, batch: dict) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(weighted loss, raw loss, predictions) of one head on its batch."""
+        y_hat = self(batch["x"], heads=[spec.name])[spec.name]
+        raw = head_loss(spec, y_hat, batch["y"], batch.get("mask"))
+        if not self.weighted:
+            return raw, raw, y_hat
+        s = self.loss_log_vars[spec.name].squeeze()
+        weighted = torch.exp(-s) / (1.0 + float(spec.is_regression)) * raw + 0.5 * s
+        return weighted, raw, y_hat
+
+    def training_step(self, batch, batch_idx):
+        if isinstance(batch, (tuple, list)) and len(batch) == 3 and isinstance(batch[0], dict):
+            batch = batch[0]  # CombinedLoader in Lightning's iteration yields (batch, idx, dl_idx)
+        total = 0.0
+        for spec in self.head_specs:
+            if spec.name not in batch:
+                continue
+            part = batch[spec.name]
+            loss, raw, _ = self.task_loss(spec, part)
+            self.log(f"{spec.name}_train_loss", raw, on_step=True, on_epoch=True, batch_size=len(part["y"]))
+            total = total + loss
+        self.log("train_loss", total, on_step=True, on_epoch=True, prog_bar=True)
+        return total
+
+    def _eval_step(self, split: str, batch: dict, dataloader_idx: int) -> None:
+        spec = self.head_specs[dataloader_idx]
+        loss, raw, y_hat = self.task_loss(spec, batch)
+        self.metrics[split][spec.name].update(y_hat, batch["y"], batch.get("mask"), loss)
+
+    def validation_step(self, batch, batch_idx, dataloader_idx: int = 0):
+        self._eval_step("val", batch, dataloader_idx)
+
+    def test_step(self, batch, batch_idx, dataloader_idx: int = 0):
+        self._eval_step("test", batch, dataloader_idx)
+
+    def _epoch_end(self, split: str) -> None:
+        values: dict[str, float] = {}
+        overall = 0.0
+        for spec in self.head_specs:
+            metric = self.metrics[split][spec.name]
+            if metric.avg_loss.update_count == 0:
+                continue
+            head_values = metric.compute(split)
+            metric.reset()
+            values.update(head_values)
+            overall += head_values[f"{split}_{spec.name}_avg_epoch_loss"]
+        values[f"overall_{split}_loss"] = overall
+        self.last_metrics[split] = values
+        if self.trainer is not None and not self.trainer.sanity_checking:
+            self.log_dict(values, prog_bar=False)
+            key = next((k for k in values if k.endswith("_mean_SpearmanR") or k.endswith("_mean_Accuracy")), None)
+            if key:
+                self.log(key, values[key], prog_bar=True)
+
+    def on_validation_epoch_end(self) -> None:
+        self._epoch_end("val")
+
+    def on_test_epoch_end(self) -> None:
+        self._epoch_end("test")
+
+    def on_train_epoch_start(self) -> None:
+        # Randomness (dropout) depends only on (seed, epoch), so a run resumed from an epoch
+        # boundary reproduces an uninterrupted one.
+        torch.manual_seed(self.hparams.seed * 10_007 + self.current_epoch)
+
+    # --- optimisation --------------------------------------------------------------------------
+    def configure_optimizers(self):
+        params = [p for p in self.parameters() if p.requires_grad]
+        lr, wd = self.hparams.lr, self.hparams.weight_decay
+        if getattr(self.backbone, "optimizer_recipe", "adamw") == "onecycle":
+            optimizer = torch.optim.AdamW(params, lr=lr / 25, weight_decay=wd)
+            interval = self.hparams.scheduler_interval
+            if interval == "step":
+                total = int(self.trainer.estimated_stepping_batches)
+                scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=lr, total_steps=max(total, 2),
+                                                                pct_start=0.3, div_factor=25, three_phase=True)
+            else:  # published: built per batch count but stepped once per epoch
+                steps = max(1, int(self.trainer.num_training_batches))
+                scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=lr, steps_per_epoch=steps,
+                                                                epochs=max(1, self.trainer.max_epochs), pct_start=0.3,
+                                                                div_factor=25, three_phase=True)
+            return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": interval}}
+        return torch.optim.AdamW(params, lr=lr, weight_decay=wd)
+
+
+class MultiTaskDataModule(L.LightningDataModule):
+    """Combines task data modules: one combined train loader, one val/test loader per task."""
+
+    def __init__(self, tasks: list, train_mode: str = "min_size") -> None:
+        super().__init__()
+        if train_mode not in ("min_size", "max_size_cycle", "max_size"):
+            raise ValueError(f"train_mode must be min_size, max_size_cycle or max_size, got {train_mode!r}")
+        self.tasks = tasks
+        self.train_mode = train_mode
+
+    def setup(self, stage: str | None = None) -> None:
+        for task in self.tasks:
+            task.prepare()
+
+    def train_dataloader(self):
+        return CombinedLoader({t.head.name: t.train_dataloader() for t in self.tasks}, mode=self.train_mode)
+
+    def val_dataloader(self):
+        return [t.val_dataloader() for t in self.tasks]
+
+    def test_dataloader(self):
+        return [t.test_dataloader() for t in self.tasks]
+
+
+def load_model(checkpoint_path: str, map_location: str | torch.device = "cpu") -> MultiTaskModule:
+    """Rebuild a model from a checkpoint written by this package (hyperparameters included)."""
+    from promoter_modelling.checkpoints import load_checkpoint_model
+
+    return load_checkpoint_model(checkpoint_path, map_location)

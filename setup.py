@@ -1,0 +1,32 @@
+from setuptools import find_packages, setup
+
+setup(
+    name="promoter_modelling",
+    version="0.1.0",
+    description="Predict promoter-driven expression from DNA sequence, with multi-task pretraining on genomic assays.",
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    packages=find_packages(include=["promoter_modelling", "promoter_modelling.*"]),
+    package_data={"promoter_modelling": ["data/*.meme", "data/*.md"]},
+    python_requires=">=3.10",
+    install_requires=[
+        "torch>=2.2",
+        "lightning>=2.2",
+        "torchmetrics>=1.3",
+        "numpy",
+        "pandas",
+        "scipy",
+        "scikit-learn",
+        "pyfaidx",
+        "gdown",
+        "wandb",
+        "transformers",
+        "h5py",
+        "tqdm",
+        "matplotlib",
+        "memelite>=0.5",
+        "tangermeme",
+    ],
+    extras_require={"test": ["pytest", "ruff"]},
+    entry_points={"console_scripts": ["promoter-modelling=promoter_modelling.cli:main"]},
+)
