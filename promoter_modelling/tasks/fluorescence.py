@@ -99,7 +99,8 @@ def cell_specific_class(classes: pd.Series, provenance: pd.Series, source: str =
     cls = classes.to_numpy()
     is3, is2, is1 = cls == "ClassIII", cls == "ClassII", cls == "ClassI"
     out[is3] = ("ClassIII_" + strip(1, "type="))[is3].to_numpy()
-    out[is2] = ("ClassII_" + strip(0, "cell=") + "_" + strip(1, "type=") + "_" + strip(2, "total_num_motifs="))[is2].to_numpy()
+    class2 = "ClassII_" + strip(0, "cell=") + "_" + strip(1, "type=") + "_" + strip(2, "total_num_motifs=")
+    out[is2] = class2[is2].to_numpy()
     if is1.any():
         description = strip(4, "description=").str.split(";", n=1).str[0].fillna("")
         found = np.zeros(len(cls), dtype=bool)
