@@ -218,8 +218,11 @@ class FluorescenceData(TaskDataModule):
     def __init__(self, data_dir: str, batch_size: int = 96, num_workers: int = 0, seed: int = 0,
                  shrink_test_set: bool = False, split_seed: int | None = None, min_reads: int = 5,
                  zscore: bool = False, predict_de: bool = False, cells: list[str] | None = None,
-                 train_fraction: float = 0.7, val_fraction: float = 0.1) -> None:
+                 train_fraction: float = 0.7, val_fraction: float = 0.1, input_kind: str = "onehot",
+                 input_options: dict | None = None) -> None:
         super().__init__(data_dir, batch_size, num_workers, seed, shrink_test_set=False)
+        self.input_kind = input_kind
+        self.input_options = dict(input_options or {})
         self.split_seed = split_seed
         self.min_reads = min_reads
         self.zscore = zscore and self.head_kind == REGRESSION  # labels are always un-z-scored
@@ -231,6 +234,7 @@ class FluorescenceData(TaskDataModule):
         self.train_fraction = train_fraction
         self.val_fraction = val_fraction
         suffix = "_DE" if predict_de else ""
+        suffix += "_zscore" if self.zscore else ""
         suffix += f"_seed_{split_seed}" if split_seed is not None else ""
         self.cache_dirname = f"{self.cache_prefix}{suffix}"
         self.head = HeadSpec(self.head_name, self.cells, kind=self.head_kind)
@@ -268,11 +272,20 @@ class FluorescenceData(TaskDataModule):
     def load_datasets(self) -> None:
         self.merged = pd.read_csv(self.merged_path, sep="\t")
         full = load_npy(os.path.join(self.cache_dir, "full_seqs.npy"))
+        if self.input_kind != "onehot":
+            # Model-specific inputs (k-mer tokens, motif counts) are derived from the sequences
+            # and cached beside the codes; see tasks/inputs.py.
+            from promoter_modelling.tasks.inputs import build_inputs
+
+            full = build_inputs(self.input_kind, self.merged["sequence"].tolist(), self.cache_dir, self.input_options)
         self.full_dataset = ArrayDataset(full, self.targets(self.merged))
         for split in SPLITS:
-            part = self.merged[self.merged[f"is_{split}"]]
-            codes = load_npy(os.path.join(self.cache_dir, f"{split}_seqs.npy"))
-            setattr(self, f"{split}_dataset", ArrayDataset(codes, self.targets(part)))
+            flags = self.merged[f"is_{split}"].to_numpy()
+            if self.input_kind == "onehot":
+                x = load_npy(os.path.join(self.cache_dir, f"{split}_seqs.npy"))
+            else:
+                x = np.asarray(full[flags])
+            setattr(self, f"{split}_dataset", ArrayDataset(x, self.targets(self.merged[flags])))
 
     def split_table(self, split: str) -> pd.DataFrame:
         """Rows of `merged` in one split, in the order the split's loader serves them."""
