@@ -21,6 +21,10 @@ from promoter_modelling.io_utils import save_text
 # task name -> module with generate(data_dir, rng, **options)
 GENERATORS: dict[str, str] = {
     "FluorescenceData": "promoter_modelling.fixtures.fluorescence",
+    "RNASeq": "promoter_modelling.fixtures.rnaseq",
+    "ENCODETFChIPSeq": "promoter_modelling.fixtures.encode",
+    "Sharpr_MPRA": "promoter_modelling.fixtures.sharpr",
+    "SuRE": "promoter_modelling.fixtures.sure",
 }
 MEME_FILE = "demo_motifs.meme"
 

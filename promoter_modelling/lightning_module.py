@@ -134,8 +134,8 @@ class MultiTaskModule(L.LightningModule):
         values[f"overall_{split}_loss"] = overall
         self.last_metrics[split] = values
         if self.trainer is not None and not self.trainer.sanity_checking:
-            self.log_dict(values, prog_bar=False)
             key = next((k for k in values if k.endswith("_mean_SpearmanR") or k.endswith("_mean_Accuracy")), None)
+            self.log_dict({k: v for k, v in values.items() if k != key}, prog_bar=False)
             if key:
                 self.log(key, values[key], prog_bar=True)
 

@@ -1,4 +1,11 @@
-"""Building blocks shared by the backbones, with the published parameter names."""
+"""Building blocks shared by the backbones, with the published parameter names.
+
+Convolutions run channels-first (B, C, L) end to end. The transformer block keeps the
+published parameters (separate xq/xk/xv, fc1, fc2, fc3) but computes q, k and v with one
+matmul, rotates q and k together, uses torch's fused attention and, when dropout is inactive,
+folds the residual additions into the matmuls. `TransformerBlock.naive_attention = True`
+switches a block to the published computation step by step (the reference path).
+"""
 
 from __future__ import annotations
 
@@ -7,6 +14,11 @@ import math
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+
+def _inplace_ok(x: torch.Tensor) -> bool:
+    """In-place activations are safe when autograd will not need the input."""
+    return not (torch.is_grad_enabled() and x.requires_grad)
 
 
 class CNNBlock(nn.Module):
@@ -23,7 +35,9 @@ class CNNBlock(nn.Module):
         self.dropout = nn.Dropout(0.1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.dropout(self.gn(F.gelu(self.cnn(x))))
+        y = self.cnn(x)
+        y = torch.ops.aten.gelu_(y) if _inplace_ok(y) else F.gelu(y)
+        return self.dropout(self.gn(y))
 
 
 class ResidualBlock(nn.Module):
@@ -67,15 +81,29 @@ class RotaryEmbedding(nn.Module):
         return angles.cos().to(dtype), angles.sin().to(dtype)
 
 
+def rotate_half(x: torch.Tensor) -> torch.Tensor:
+    """(x0, x1, x2, x3, ...) -> (-x1, x0, -x3, x2, ...): the interleaved-pair quarter turn."""
+    pairs = x.unflatten(-1, (-1, 2))
+    return torch.stack((-pairs[..., 1], pairs[..., 0]), dim=-1).flatten(-2)
+
+
 def rotate(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-    """Apply a rotary embedding to (..., T, D) given (T, D) tables; rotates only the first
-    cos.shape[-1] features."""
+    """Apply a rotary embedding to (..., T, D) given (T, D) tables (or tables that broadcast
+    against x); rotates only the first cos.shape[-1] features.
+
+    Works on whole pairs: out = (x0 c - x1 s, x1 c + x0 s) with c, s one value per pair, which
+    touches each element twice instead of building a rotated copy of x.
+    """
     rot_dim = cos.shape[-1]
-    x_rot, x_pass = x[..., :rot_dim], x[..., rot_dim:]
+    x_rot = x[..., :rot_dim]
     pairs = x_rot.unflatten(-1, (-1, 2))
-    half = torch.stack((-pairs[..., 1], pairs[..., 0]), dim=-1).flatten(-2)
-    out = x_rot * cos + half * sin
-    return torch.cat((out, x_pass), dim=-1) if x_pass.shape[-1] else out
+    c = cos[..., 0::2].unsqueeze(-1)
+    s = sin[..., 0::2].unsqueeze(-1)
+    x0, x1 = pairs[..., 0:1], pairs[..., 1:2]
+    out = torch.cat((torch.addcmul(x0 * c, x1, s, value=-1), torch.addcmul(x1 * c, x0, s)), dim=-1).flatten(-2)
+    if rot_dim == x.shape[-1]:
+        return out
+    return torch.cat((out, x[..., rot_dim:]), dim=-1)
 
 
 class TransformerBlock(nn.Module):
@@ -83,8 +111,12 @@ class TransformerBlock(nn.Module):
 
     attention: x -> LN1 -> q, k, v (no bias) -> rotary(q, k) -> softmax(q k^T / sqrt(d)) ->
     dropout -> . v -> fc1 -> dropout, added to the block input; then LN2 -> fc2 -> GELU -> fc3
-    -> dropout, plus a residual. `naive_attention=True` computes the attention explicitly
-    (reference path); the default uses torch's fused scaled_dot_product_attention.
+    -> dropout, plus a residual.
+
+    Production path: one matmul against the concatenated [xq; xk; xv] weights (cached while
+    gradients are off), q and k rotated together, torch's scaled_dot_product_attention, and the
+    residuals accumulated by the fc1/fc3 matmuls when dropout is inactive. The reference path
+    (`naive_attention = True`) is the published computation, op for op.
     """
 
     def __init__(self, d_model: int, nhead: int, mlp_dim: int, dropout: float = 0.1) -> None:
@@ -107,22 +139,72 @@ class TransformerBlock(nn.Module):
         self.fc2 = nn.Linear(d_model, mlp_dim)
         self.fc3 = nn.Linear(mlp_dim, d_model)
         self.dropout3 = nn.Dropout(dropout)
+        self._qkv_cache: tuple[tuple, torch.Tensor] | None = None
+
+    def forward(self, inputs: torch.Tensor, rope: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
+        if rope is None:
+            rope = self.rotary_emb.cos_sin(inputs.shape[1], inputs.device, inputs.dtype)
+        if self.naive_attention:
+            return self.forward_reference(inputs, rope)
+        return self.forward_fast(inputs, rope)
+
+    # --- reference: the published computation -------------------------------------------------
+    def forward_reference(self, inputs: torch.Tensor, rope: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+        """Separate q/k/v projections, explicit softmax(q k^T / sqrt(d)) v, unfused residuals."""
+        cos, sin = rope
+        x = self.layer_norm1(inputs)
+        q, k, v = self._heads(self.xq(x)), self._heads(self.xk(x)), self._heads(self.xv(x))
+        q = q * cos + rotate_half(q) * sin
+        k = k * cos + rotate_half(k) * sin
+        weights = torch.softmax(q @ k.transpose(-1, -2) / math.sqrt(self.head_dim), dim=-1)
+        attended = (self.dropout1(weights) @ v).transpose(1, 2).flatten(-2)
+        mlp_inputs = self.dropout2(self.fc1(attended)) + inputs
+        y = self.dropout3(self.fc3(F.gelu(self.fc2(self.layer_norm2(mlp_inputs)))))
+        return y + mlp_inputs
 
     def _heads(self, x: torch.Tensor) -> torch.Tensor:
         return x.unflatten(-1, (self.num_heads, self.head_dim)).transpose(1, 2)  # (B, H, T, d)
 
-    def forward(self, inputs: torch.Tensor, rope: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
+    # --- production -----------------------------------------------------------------------------
+    def qkv_weight(self) -> torch.Tensor:
+        """[xq; xk; xv] weights as one (3D, D) matrix; cached between calls while grads are off."""
+        params = (self.xq.weight, self.xk.weight, self.xv.weight)
+        if torch.is_grad_enabled() and any(p.requires_grad for p in params):
+            self._qkv_cache = None
+            return torch.cat(params, dim=0)
+        if torch.compiler.is_compiling():
+            return torch.cat(params, dim=0)
+        key = tuple((p.data_ptr(), p._version, p.dtype, p.device) for p in params)
+        if self._qkv_cache is None or self._qkv_cache[0] != key:
+            # A normal (not inference-mode) tensor, so later grad-enabled calls may use it.
+            with torch.inference_mode(False), torch.no_grad():
+                self._qkv_cache = (key, torch.cat(params, dim=0))
+        return self._qkv_cache[1]
+
+    def forward_fast(self, inputs: torch.Tensor, rope: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+        """Fused-projection, fused-attention path; same outputs as `forward_reference`."""
+        batch, length, dims = inputs.shape
+        dropout_on = self.training and self.dropout > 0
+        # Accumulating a residual inside addmm would round the residual stream to the autocast
+        # dtype, so the fusion is used only outside autocast.
+        fuse = not dropout_on and not torch.is_autocast_enabled(inputs.device.type)
+        cos, sin = rope
         x = self.layer_norm1(inputs)
-        q, k, v = self._heads(self.xq(x)), self._heads(self.xk(x)), self._heads(self.xv(x))
-        cos, sin = rope if rope is not None else self.rotary_emb.cos_sin(x.shape[1], x.device, x.dtype)
-        q, k = rotate(q, cos, sin), rotate(k, cos, sin)
-        p = self.dropout if self.training else 0.0
-        if self.naive_attention:
-            weights = torch.softmax(q @ k.transpose(-1, -2) / math.sqrt(self.head_dim), dim=-1)
-            attended = self.dropout1(weights) @ v
+        qkv = F.linear(x, self.qkv_weight()).unflatten(-1, (3, self.num_heads, self.head_dim))  # (B, T, 3, H, d)
+        qk = rotate(qkv[:, :, :2], cos[:, None, None, :], sin[:, None, None, :])
+        q, k, v = qk[:, :, 0].transpose(1, 2), qk[:, :, 1].transpose(1, 2), qkv[:, :, 2].transpose(1, 2)
+        attended = F.scaled_dot_product_attention(q, k, v, dropout_p=self.dropout if dropout_on else 0.0)
+        attended = attended.transpose(1, 2).reshape(batch * length, dims)
+        flat_inputs = inputs.reshape(batch * length, dims)
+        if fuse:
+            mlp_inputs = torch.addmm(flat_inputs, attended, self.fc1.weight.t())
         else:
-            attended = F.scaled_dot_product_attention(q, k, v, dropout_p=p)
-        attended = attended.transpose(1, 2).flatten(-2)
-        mlp_inputs = self.dropout2(self.fc1(attended)) + inputs
-        y = self.dropout3(self.fc3(F.gelu(self.fc2(self.layer_norm2(mlp_inputs)))))
-        return y + mlp_inputs
+            mlp_inputs = self.dropout2(self.fc1(attended)) + flat_inputs
+        h = self.fc2(self.layer_norm2(mlp_inputs))
+        h = torch.ops.aten.gelu_(h) if _inplace_ok(h) else F.gelu(h)
+        if fuse:
+            out = torch.addmm(mlp_inputs, h, self.fc3.weight.t())
+            out = out.add_(self.fc3.bias) if _inplace_ok(out) else out + self.fc3.bias
+        else:
+            out = self.dropout3(self.fc3(h)) + mlp_inputs
+        return out.view(batch, length, dims)

@@ -13,9 +13,15 @@ class MTLucifer(nn.Module):
 
     Published size: nucleotide_embed_dims=1024, nheads=8, mlp_dim_ratio=4, cnn_channels=(256, 512),
     num_transformer_blocks=5 (66,249,280 parameters). Parameter names match the published model.
+
+    Without gradients on a CPU, the batch is processed in slices whose widest activation (the
+    MLP hidden layer) takes about `cpu_inference_slice_bytes`, so activations stay in cache and
+    freed buffers are reused instead of being mapped afresh for every layer (outputs do not
+    depend on the slicing).
     """
 
     input_kind = "onehot"
+    cpu_inference_slice_bytes = 16 * 2**20
 
     def __init__(self, nucleotide_embed_dims: int = 1024, nheads: int = 8, mlp_dim_ratio: int = 4,
                  cnn_channels: tuple[int, int] = (256, 512), num_transformer_blocks: int = 5) -> None:
@@ -33,13 +39,24 @@ class MTLucifer(nn.Module):
         )
 
     def set_naive_attention(self, naive: bool) -> None:
-        """Switch every block between the fused and the explicit (reference) attention."""
+        """Switch every block between the production and the published (reference) computation."""
         for block in self.promoter_transformer:
             block.naive_attention = naive
 
     def forward(self, seq: torch.Tensor) -> torch.Tensor:
-        x = self.promoter_cnn(seq.transpose(1, 2)).transpose(1, 2)  # (B, L, D)
-        x = torch.cat([self.cls_token_embedding.expand(x.shape[0], -1, -1).to(x.dtype), x], dim=1)
+        row_bytes = (seq.shape[1] + 1) * max(self.mlp_dim, self.embed_dims) * seq.element_size()
+        per_slice = max(1, self.cpu_inference_slice_bytes // row_bytes)
+        sliced = (seq.device.type == "cpu" and not torch.is_grad_enabled() and seq.shape[0] > per_slice
+                  and not self.promoter_transformer[0].naive_attention and not torch.compiler.is_compiling())
+        if sliced:
+            return torch.cat([self.embed(part) for part in seq.split(per_slice)])
+        return self.embed(seq)
+
+    def embed(self, seq: torch.Tensor) -> torch.Tensor:
+        """CLS embedding of a batch, in one pass."""
+        x = self.promoter_cnn(seq.transpose(1, 2))  # channels-first (B, C, L) through the stem
+        # One copy turns the stem output channels-last and prepends the CLS token.
+        x = torch.cat([self.cls_token_embedding.expand(x.shape[0], -1, -1).to(x.dtype), x.transpose(1, 2)], dim=1)
         first = self.promoter_transformer[0]
         rope = first.rotary_emb.cos_sin(x.shape[1], x.device, x.dtype)  # shared by every block
         for block in self.promoter_transformer:

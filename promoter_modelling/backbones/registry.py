@@ -32,6 +32,58 @@ BACKBONES: dict[str, BackboneEntry] = {
          "small": {"nucleotide_embed_dims": 64, "nheads": 4, "cnn_channels": (32, 64), "num_transformer_blocks": 2},
          "tiny": {"nucleotide_embed_dims": 32, "nheads": 2, "cnn_channels": (16, 32), "num_transformer_blocks": 1}},
         "CNN stem + rotary transformer (default)"),
+    "PureCNN": BackboneEntry(
+        "promoter_modelling.backbones.cnn", "PureCNN",
+        {"full": {},
+         "small": {"channels": (64, 64, 96, 128), "hidden_dims": 256, "embed_dims": 128},
+         "tiny": {"channels": (16, 16, 16, 32), "hidden_dims": 32, "embed_dims": 16}},
+        "4 CNN blocks with max-pools, then two linear layers"),
+    "PureCNNLarge": BackboneEntry(
+        "promoter_modelling.backbones.cnn", "PureCNNLarge",
+        {"full": {},
+         "small": {"channels": (64, 64, 96, 128, 128, 128), "hidden_dims": 256, "embed_dims": 128},
+         "tiny": {"channels": (16, 16, 16, 32, 32, 32), "hidden_dims": 32, "embed_dims": 16}},
+        "6 CNN blocks with max-pools, then two linear layers"),
+    "MotifBasedFCN": BackboneEntry(
+        "promoter_modelling.backbones.motif_fcn", "MotifBasedFCN",
+        {"full": {},
+         "small": {"hidden_dims": (256, 128, 128), "motif_embed_dims": 64},
+         "tiny": {"hidden_dims": (32, 16, 16), "motif_embed_dims": 16}},
+        "fully connected network on motif hit counts (needs --meme_file)"),
+    "MotifBasedFCNLarge": BackboneEntry(
+        "promoter_modelling.backbones.motif_fcn", "MotifBasedFCNLarge",
+        {"full": {},
+         "small": {"hidden_dims": (256, 512, 512, 256, 128), "motif_embed_dims": 128},
+         "tiny": {"hidden_dims": (32, 32, 32, 32, 16), "motif_embed_dims": 16}},
+        "larger fully connected network on motif hit counts (needs --meme_file)"),
+    "LegNet": BackboneEntry(
+        "promoter_modelling.backbones.legnet", "LegNet",
+        {"full": {},
+         "small": {"block_sizes": (64, 32, 32, 16, 16, 16, 16)},
+         "tiny": {"block_sizes": (16, 16, 16, 16, 16, 16, 16)}},
+        "LegNet (EfficientNet-like blocks, squeeze-and-excitation); AdamW + OneCycleLR"),
+    "LegNetLarge": BackboneEntry(
+        "promoter_modelling.backbones.legnet", "LegNetLarge",
+        {"full": {},
+         "small": {"block_sizes": (128, 64, 64, 32, 32, 32, 32)},
+         "tiny": {"block_sizes": (32, 16, 16, 16, 16, 16, 16)}},
+        "LegNet with 4x wider blocks; AdamW + OneCycleLR"),
+    "DNABERT": BackboneEntry(
+        "promoter_modelling.backbones.dnabert", "DNABERT",
+        {"full": {},
+         "small": {"config": {"vocab_size": 4101, "hidden_size": 128, "num_hidden_layers": 2,
+                              "num_attention_heads": 4, "intermediate_size": 256, "max_position_embeddings": 512}},
+         "tiny": {"config": {"vocab_size": 4101, "hidden_size": 32, "num_hidden_layers": 1,
+                             "num_attention_heads": 2, "intermediate_size": 64, "max_position_embeddings": 512}}},
+        "pretrained DNABERT-6 on 6-mer tokens (--dnabert_path); small/tiny are randomly initialised"),
+    "DNABERTRandomInit": BackboneEntry(
+        "promoter_modelling.backbones.dnabert", "DNABERTRandomInit",
+        {"full": {},
+         "small": {"config": {"vocab_size": 4101, "hidden_size": 128, "num_hidden_layers": 2,
+                              "num_attention_heads": 4, "intermediate_size": 256, "max_position_embeddings": 512}},
+         "tiny": {"config": {"vocab_size": 4101, "hidden_size": 32, "num_hidden_layers": 1,
+                             "num_attention_heads": 2, "intermediate_size": 64, "max_position_embeddings": 512}}},
+        "DNABERT architecture with random weights (only its configuration is read)"),
 }
 
 

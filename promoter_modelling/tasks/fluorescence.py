@@ -65,7 +65,7 @@ def read_counts(path: str) -> pd.DataFrame:
         bad = np.flatnonzero(values.isna().to_numpy() | (values.to_numpy() < 0))
         if bad.size:
             raise InputError(
-                f"{path}: row {bad[0] + 2}, column {col}: count {df[col].iloc[bad[0]]!r} is not a non-negative number"
+                f"{path}: row {bad[0] + 2}, column {col}: count {str(df[col].iloc[bad[0]])!r} is not a non-negative number"
             )
         df[col] = values.astype(np.float64)
     return df

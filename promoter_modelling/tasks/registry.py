@@ -28,10 +28,24 @@ TASKS: dict[str, TaskEntry] = {
     "FluorescenceData_K562": TaskEntry(_FLUO, "FluorescenceData", {"cells": ["K562"]}),
     "FluorescenceData_THP1": TaskEntry(_FLUO, "FluorescenceData", {"cells": ["THP1"]}),
     "FluorescenceData_classification": TaskEntry(_FLUO, "FluorescenceClassificationData"),
+    "LL100": TaskEntry("promoter_modelling.tasks.rnaseq", "LL100"),
+    "CCLE": TaskEntry("promoter_modelling.tasks.rnaseq", "CCLE"),
+    "Roadmap": TaskEntry("promoter_modelling.tasks.rnaseq", "Roadmap"),
+    "ENCODETFChIPSeq": TaskEntry("promoter_modelling.tasks.encode", "ENCODETFChIPSeq"),
+    "Sharpr_MPRA": TaskEntry("promoter_modelling.tasks.sharpr", "SharprMPRA"),
 }
+_SURE_GENOMES = ("SuRE42_HG02601", "SuRE43_GM18983", "SuRE44_HG01241", "SuRE45_HG03464")
+for _kind in ("classification", "regression"):
+    for _genome in _SURE_GENOMES:
+        TASKS[f"SuRE_{_kind}_{_genome}"] = TaskEntry("promoter_modelling.tasks.sure", "SuRE",
+                                                     {"genome_id": _genome, "kind": _kind})
 
 # Names that stand for several data modules.
-GROUPS: dict[str, list[str]] = {}
+GROUPS: dict[str, list[str]] = {
+    "RNASeq": ["LL100", "CCLE", "Roadmap"],
+    "SuRE_classification": [f"SuRE_classification_{g}" for g in _SURE_GENOMES],
+    "SuRE_regression": [f"SuRE_regression_{g}" for g in _SURE_GENOMES],
+}
 
 
 def register(name: str, entry: TaskEntry) -> None:

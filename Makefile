@@ -1,0 +1,31 @@
+# Two entry points: `make demo` (set-up + train on bundled demo data) and `make test` (set-up + suite).
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+# The CPU wheel here; on GPU machines PyPI serves the CUDA build of the same release.
+TORCH_SPEC ?= torch==2.13.0
+DEMO_DIR ?= demo_output
+
+.PHONY: setup demo test lint clean
+
+$(VENV)/.installed: setup.py
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet "$(TORCH_SPEC)"
+	$(PY) -m pip install --quiet -e ".[test]"
+	touch $@
+
+setup: $(VENV)/.installed
+
+demo: setup
+	$(PY) -m promoter_modelling.demo --output_dir $(DEMO_DIR)
+
+test: setup
+	$(PY) -m ruff check .
+	$(PY) -m pytest
+
+lint: setup
+	$(PY) -m ruff check .
+
+clean:
+	rm -rf $(DEMO_DIR) .pytest_cache

@@ -1,0 +1,149 @@
+"""Test-set metrics from predictions, per-seed files, summaries across seeds, the results
+index across runs, and plots."""
+
+from __future__ import annotations
+
+import os
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import scipy.stats  # noqa: E402
+from sklearn.metrics import accuracy_score, f1_score, precision_score, r2_score, recall_score  # noqa: E402
+
+from promoter_modelling.download import atomic_path  # noqa: E402
+from promoter_modelling.io_utils import save_json, save_table  # noqa: E402
+
+SUBSETS = ("highly_expressed", "lowly_expressed", "extreme_expression")
+
+
+def _regression(y: np.ndarray, pred: np.ndarray) -> dict[str, float]:
+    if len(y) < 2 or np.all(y == y[0]) or np.all(pred == pred[0]):
+        return {"R2": float("nan"), "PearsonR": float("nan"), "SpearmanR": float("nan")}
+    return {"R2": float(r2_score(y, pred)), "PearsonR": float(scipy.stats.pearsonr(y, pred)[0]),
+            "SpearmanR": float(scipy.stats.spearmanr(y, pred)[0])}
+
+
+def regression_metrics(y: np.ndarray, pred: np.ndarray, output: str) -> dict[str, float]:
+    """R2, Pearson r and Spearman rho of one output, overall and on the highly (> 90th
+    percentile), lowly (< 10th) and extreme (either) expressed test promoters."""
+    out = {f"{output}_{k}": v for k, v in _regression(y, pred).items()}
+    high, low = y > np.percentile(y, 90), y < np.percentile(y, 10)
+    for subset, mask in zip(SUBSETS, (high, low, high | low)):
+        for key, value in _regression(y[mask], pred[mask]).items():
+            out[f"{output}_{subset}_{key}"] = value
+    return out
+
+
+def classification_metrics(y: np.ndarray, logits: np.ndarray, output: str,
+                           numerical: np.ndarray | None = None) -> dict[str, float]:
+    """Accuracy, precision, recall and F1 of sigmoid(logit) > 0.5, also on the top and bottom
+    10% of the underlying measurement when it is known."""
+    pred = (1.0 / (1.0 + np.exp(-logits)) > 0.5).astype(int)
+    y = np.nan_to_num(y).astype(int)
+
+    def scores(mask: np.ndarray) -> dict[str, float]:
+        yt, yp = y[mask], pred[mask]
+        return {"Accuracy": float(accuracy_score(yt, yp)) if len(yt) else float("nan"),
+                "Precision": float(precision_score(yt, yp, zero_division=0)),
+                "Recall": float(recall_score(yt, yp, zero_division=0)),
+                "F1": float(f1_score(yt, yp, zero_division=0))}
+
+    out = {f"{output}_{k}": v for k, v in scores(np.ones(len(y), dtype=bool)).items()}
+    if numerical is not None:
+        high, low = numerical >= np.percentile(numerical, 90), numerical <= np.percentile(numerical, 10)
+        for subset, mask in (("highly_expressed", high), ("lowly_expressed", low)):
+            out.update({f"{output}_{subset}_{k}": v for k, v in scores(mask).items()})
+    return out
+
+
+def summarise(per_seed: list[dict[str, float]], args: dict, seeds: list[int]) -> tuple[dict, pd.DataFrame]:
+    """Summary JSON (args + per metric `_all_`, `_avg_`, `_std_`, `_avg_*_disp`) and a table with
+    one row per seed plus mean and std rows."""
+    table = pd.DataFrame(per_seed, index=[f"seed_{s}" for s in seeds])
+    summary = dict(args)
+    for column in table.columns:
+        values = table[column].to_numpy(dtype=float)
+        output, _, metric = column.rpartition("_")
+        prefix = f"{output}_" if output else ""
+        summary[f"{prefix}all_{metric}"] = values.tolist()
+        summary[f"{prefix}avg_{metric}"] = float(np.nanmean(values)) if len(values) else float("nan")
+        summary[f"{prefix}std_{metric}"] = float(np.nanstd(values)) if len(values) else float("nan")
+        avg, std = summary[f"{prefix}avg_{metric}"], summary[f"{prefix}std_{metric}"]
+        summary[f"{prefix}avg_{metric}_disp"] = f"{avg:.4f} +- {std:.4f}"
+    stats = pd.DataFrame([table.mean(numeric_only=True), table.std(ddof=0, numeric_only=True)], index=["mean", "std"])
+    full = pd.concat([table, stats])
+    full.index.name = "seed"
+    return summary, full
+
+
+def write_summary(directory: str, name: str, summary: dict, table: pd.DataFrame) -> tuple[str, str]:
+    json_path = os.path.join(directory, f"{name}.json")
+    csv_path = os.path.join(directory, f"{name}.csv")
+    save_json(summary, json_path)
+    with atomic_path(csv_path) as tmp:
+        table.to_csv(tmp)
+    return json_path, csv_path
+
+
+def scatter_plot(predictions: pd.DataFrame, outputs: list[str], path: str, title: str) -> str:
+    """Predicted vs measured scatter per output with best-fit and y = x lines."""
+    fig, axes = plt.subplots(1, len(outputs), figsize=(5 * len(outputs), 5), squeeze=False)
+    for ax, output in zip(axes[0], outputs):
+        y, pred = predictions[f"y_{output}"].to_numpy(), predictions[f"pred_{output}"].to_numpy()
+        ax.scatter(y, pred, s=6, alpha=0.5)
+        lims = [min(y.min(), pred.min()), max(y.max(), pred.max())]
+        ax.plot(lims, lims, color="black", lw=1, label="y = x")
+        if len(y) > 1 and np.ptp(y) > 0:
+            slope, intercept = np.polyfit(y, pred, 1)
+            ax.plot(lims, [slope * v + intercept for v in lims], color="red", lw=1, label="best fit")
+        r = _regression(y, pred)
+        ax.set_title(f"{output} (r = {r['PearsonR']:.3f}, rho = {r['SpearmanR']:.3f})")
+        ax.set_xlabel("measured")
+        ax.set_ylabel("predicted")
+        ax.legend(loc="upper left")
+    fig.suptitle(f"{title} (test set, n = {len(predictions)})")
+    fig.tight_layout()
+    with atomic_path(path, suffix=".png") as tmp:
+        fig.savefig(tmp, dpi=120, format="png")
+    plt.close(fig)
+    return path
+
+
+INDEX_FILE = "results_index.csv"
+
+
+def update_results_index(directory: str, row: dict) -> pd.DataFrame:
+    """Insert or replace one run's row (keyed by `run`) in summaries/results_index.csv and redraw
+    the bar plot of test Pearson/Spearman per run."""
+    path = os.path.join(directory, INDEX_FILE)
+    index = pd.read_csv(path) if os.path.exists(path) else pd.DataFrame()
+    if not index.empty and "run" in index:
+        index = index[index["run"] != row["run"]]
+    index = pd.concat([index, pd.DataFrame([row])], ignore_index=True).sort_values("run").reset_index(drop=True)
+    save_table(index, path, sep=",")
+    _index_plot(index, os.path.join(directory, "results_index.png"))
+    return index
+
+
+def _index_plot(index: pd.DataFrame, path: str) -> None:
+    cols = [c for c in ("mean_avg_PearsonR", "mean_avg_SpearmanR") if c in index]
+    if not cols or index.empty:
+        return
+    fig, ax = plt.subplots(figsize=(max(6, 1.2 * len(index)), 4.5))
+    x = np.arange(len(index))
+    width = 0.8 / len(cols)
+    for i, col in enumerate(cols):
+        err = index[col.replace("_avg_", "_std_")] if col.replace("_avg_", "_std_") in index else None
+        ax.bar(x + i * width, index[col], width, yerr=err, label=col.replace("mean_avg_", "test "))
+    ax.set_xticks(x + width * (len(cols) - 1) / 2)
+    ax.set_xticklabels(index["run"], rotation=30, ha="right", fontsize=7)
+    ax.set_ylabel("mean over cells and seeds")
+    ax.legend()
+    fig.tight_layout()
+    with atomic_path(path, suffix=".png") as tmp:
+        fig.savefig(tmp, dpi=110, format="png")
+    plt.close(fig)

@@ -1,0 +1,109 @@
+"""Run names and where a run's files live.
+
+Names follow the published scheme so existing result folders stay recognisable:
+`[<model>_]individual_training_on_<tasks>`, `joint_train_on_<tasks>`, `pretrain_on_<tasks>`,
+`finetune_on_<tasks>_pretrained_on_<tasks>`, `linear_probing_on_<tasks>_pretrained_on_<tasks>`
+(tasks joined by "+", the model prefix omitted for MTLucifer), then `_<optional_name_suffix>`,
+then `_seed_<k>` when several seeds are trained (`_dl_seed_<k>` in the data-split script).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+
+from promoter_modelling.errors import InputError
+
+STRATEGIES = ("single_task", "joint", "pretrain", "pretrain+finetune", "pretrain+linear_probing")
+
+
+def _join(tasks: str) -> str:
+    return "+".join(t.strip() for t in tasks.split(",") if t.strip())
+
+
+def model_prefix(model_name: str) -> str:
+    return "" if model_name == "MTLucifer" else f"{model_name}_"
+
+
+def pretrain_name(model_name: str, pretrain_tasks: str, model_size: str = "full") -> str:
+    """Name of the pretraining run shared by every fine-tune/probe that uses the same tasks."""
+    return f"{model_prefix(model_name)}pretrain_on_{_join(pretrain_tasks)}{size_suffix(model_size)}"
+
+
+def size_suffix(model_size: str) -> str:
+    """Non-published sizes get their own run names so they never mix with full-size results."""
+    return "" if model_size == "full" else f"_{model_size}"
+
+
+def name_format(strategy: str, model_name: str, *, single_task: str | None = None, joint_tasks: str | None = None,
+                pretrain_tasks: str | None = None, finetune_tasks: str | None = None, suffix: str | None = None,
+                model_size: str = "full") -> str:
+    """Run name without the seed suffix for the final (non-pretraining) phase of a strategy."""
+    if strategy == "single_task":
+        base = f"individual_training_on_{_join(single_task)}"
+    elif strategy == "joint":
+        base = f"joint_train_on_{_join(joint_tasks)}"
+    elif strategy == "pretrain":
+        return pretrain_name(model_name, pretrain_tasks, model_size)
+    elif strategy == "pretrain+finetune":
+        base = f"finetune_on_{_join(finetune_tasks)}_pretrained_on_{_join(pretrain_tasks)}"
+    elif strategy == "pretrain+linear_probing":
+        base = f"linear_probing_on_{_join(finetune_tasks)}_pretrained_on_{_join(pretrain_tasks)}"
+    else:
+        raise InputError(f"unknown modelling strategy {strategy!r}; expected one of {', '.join(STRATEGIES)}")
+    name = f"{model_prefix(model_name)}{base}{size_suffix(model_size)}"
+    return f"{name}_{suffix}" if suffix else name
+
+
+def seed_run_name(base: str, seed: int, num_seeds: int, data_split_seeds: bool = False) -> str:
+    if num_seeds <= 1:
+        return base
+    return f"{base}_dl_seed_{seed}" if data_split_seeds else f"{base}_seed_{seed}"
+
+
+def run_dir(root_dir: str, run_name: str) -> str:
+    """Directory of one trained model (published layout: saved_models/<name>/default)."""
+    return os.path.join(root_dir, "saved_models", run_name, "default")
+
+
+def checkpoint_dir(root_dir: str, run_name: str) -> str:
+    return os.path.join(run_dir(root_dir, run_name), "checkpoints")
+
+
+def summaries_dir(root_dir: str) -> str:
+    path = os.path.join(root_dir, "summaries")
+    os.makedirs(path, exist_ok=True)
+    return path
+
+
+_METRIC_IN_NAME = re.compile(r"=(-?[0-9.]+(?:e[-+]?\d+)?)(?:-v\d+)?\.ckpt$")
+
+
+def best_checkpoint(root_dir: str, run_name: str, direction: str = "max") -> str:
+    """Best checkpoint of a finished run: recorded in done.txt, else parsed from file names
+    (`best-epoch=07-<metric>=0.61234[-vN].ckpt`)."""
+    done = os.path.join(run_dir(root_dir, run_name), "done.txt")
+    if os.path.exists(done):
+        try:
+            with open(done, encoding="utf-8") as handle:
+                recorded = json.load(handle).get("best_checkpoint")
+            if recorded and os.path.exists(recorded):
+                return recorded
+        except (json.JSONDecodeError, AttributeError):
+            pass
+    directory = checkpoint_dir(root_dir, run_name)
+    candidates = []
+    if os.path.isdir(directory):
+        for name in os.listdir(directory):
+            match = _METRIC_IN_NAME.search(name)
+            if name.startswith("best") and match:
+                candidates.append((float(match.group(1)), name))
+    if not candidates:
+        raise InputError(f"no trained model found for run {run_name!r} in {directory}")
+    chooser = max if direction == "max" else min
+    return os.path.join(directory, chooser(candidates)[1])
+
+
+def is_finished(root_dir: str, run_name: str) -> bool:
+    return os.path.exists(os.path.join(run_dir(root_dir, run_name), "done.txt"))
