@@ -20,9 +20,9 @@ def test_regression_metrics_match_scipy_and_sklearn_over_several_batches():
     got = metrics.compute("test")
     assert set(got) == set(metric_names(spec, "test"))
     for i, cell in enumerate(spec.output_names):
-        assert got[f"test_Fluorescence_{cell}_PearsonR"] == pytest.approx(scipy.stats.pearsonr(y[:, i], pred[:, i])[0], abs=1e-5)
-        assert got[f"test_Fluorescence_{cell}_SpearmanR"] == pytest.approx(scipy.stats.spearmanr(y[:, i], pred[:, i])[0],
-                                                                           abs=1e-5)
+        yi, pi = y[:, i], pred[:, i]
+        assert got[f"test_Fluorescence_{cell}_PearsonR"] == pytest.approx(scipy.stats.pearsonr(yi, pi)[0], abs=1e-5)
+        assert got[f"test_Fluorescence_{cell}_SpearmanR"] == pytest.approx(scipy.stats.spearmanr(yi, pi)[0], abs=1e-5)
         assert got[f"test_Fluorescence_{cell}_R2"] == pytest.approx(r2_score(y[:, i], pred[:, i]), abs=1e-5)
         assert got[f"test_Fluorescence_{cell}_MSE"] == pytest.approx(np.mean((y[:, i] - pred[:, i]) ** 2), rel=1e-5)
         assert got[f"test_Fluorescence_{cell}_MAE"] == pytest.approx(mean_absolute_error(y[:, i], pred[:, i]), rel=1e-5)
@@ -51,10 +51,12 @@ def test_binary_metrics_match_sklearn():
     got = m.compute("val")
     pred = (logits > 0).astype(int)
     for i, cell in enumerate(spec.output_names):
-        assert got[f"val_Fluorescence_classification_{cell}_Accuracy"] == pytest.approx(accuracy_score(y[:, i], pred[:, i]))
-        assert got[f"val_Fluorescence_classification_{cell}_Precision"] == pytest.approx(precision_score(y[:, i], pred[:, i]))
-        assert got[f"val_Fluorescence_classification_{cell}_Recall"] == pytest.approx(recall_score(y[:, i], pred[:, i]))
-        assert got[f"val_Fluorescence_classification_{cell}_F1"] == pytest.approx(f1_score(y[:, i], pred[:, i]))
+        key = f"val_Fluorescence_classification_{cell}"
+        yi, pi = y[:, i], pred[:, i]
+        assert got[f"{key}_Accuracy"] == pytest.approx(accuracy_score(yi, pi))
+        assert got[f"{key}_Precision"] == pytest.approx(precision_score(yi, pi))
+        assert got[f"{key}_Recall"] == pytest.approx(recall_score(yi, pi))
+        assert got[f"{key}_F1"] == pytest.approx(f1_score(yi, pi))
 
 
 def test_masked_multilabel_ignores_masked_labels_in_loss_and_metrics():

@@ -28,7 +28,8 @@ def test_published_state_dict_loads_strictly_and_counts_match():
     model.load_state_dict(state, strict=True)
     assert sum(v.numel() for v in model.state_dict().values()) == 66_249_280
     assert model.promoter_transformer[2].xq.weight.data_ptr() != 0
-    torch.testing.assert_close(model.state_dict()["promoter_transformer.4.fc3.bias"], state["promoter_transformer.4.fc3.bias"])
+    key = "promoter_transformer.4.fc3.bias"
+    torch.testing.assert_close(model.state_dict()[key], state[key])
 
 
 @pytest.mark.parametrize("size, dims", [("small", 64), ("tiny", 32)])
