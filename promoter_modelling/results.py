@@ -38,6 +38,17 @@ def regression_metrics(y: np.ndarray, pred: np.ndarray, output: str) -> dict[str
     return out
 
 
+def replicate_concordance(table: pd.DataFrame, output: str) -> dict[str, float]:
+    """Agreement of the two replicates' log ratios on the same promoters: the ceiling a model
+    can reach on this split."""
+    first, second = f"{output}_rep1", f"{output}_rep2"
+    if first not in table or second not in table or len(table) < 2:
+        return {}
+    r1, r2 = table[first].to_numpy(), table[second].to_numpy()
+    return {f"{output}_ReplicateConcordancePearsonR": float(scipy.stats.pearsonr(r1, r2)[0]),
+            f"{output}_ReplicateConcordanceSpearmanR": float(scipy.stats.spearmanr(r1, r2)[0])}
+
+
 def classification_metrics(y: np.ndarray, logits: np.ndarray, output: str,
                            numerical: np.ndarray | None = None) -> dict[str, float]:
     """Accuracy, precision, recall and F1 of sigmoid(logit) > 0.5, also on the top and bottom
@@ -126,7 +137,25 @@ def update_results_index(directory: str, row: dict) -> pd.DataFrame:
     index = pd.concat([index, pd.DataFrame([row])], ignore_index=True).sort_values("run").reset_index(drop=True)
     save_table(index, path, sep=",")
     _index_plot(index, os.path.join(directory, "results_index.png"))
+    _model_comparison(index, directory)
     return index
+
+
+def _model_comparison(index: pd.DataFrame, directory: str) -> None:
+    """Table and plot comparing backbones trained single-task on FluorescenceData across data
+    splits (the architecture comparison)."""
+    if "script" not in index or "mean_avg_PearsonR" not in index:
+        return
+    rows = index[(index["script"] == "train_models_with_different_fluorescence_data_splits")
+                 & (index["modelling_strategy"] == "single_task") & (index["tasks"] == "FluorescenceData")]
+    if rows.empty:
+        return
+    keep = [c for c in ("run", "model_name", "model_size", "num_seeds", "mean_avg_PearsonR", "mean_std_PearsonR",
+                        "mean_avg_SpearmanR", "mean_std_SpearmanR") if c in rows]
+    table = rows[keep].sort_values("mean_avg_PearsonR", ascending=False)
+    save_table(table, os.path.join(directory, "model_comparison.csv"), sep=",")
+    _index_plot(table.assign(run=table["model_name"] + " (" + table["model_size"] + ")"),
+                os.path.join(directory, "model_comparison.png"))
 
 
 def _index_plot(index: pd.DataFrame, path: str) -> None:

@@ -32,6 +32,7 @@ from promoter_modelling.metrics import metric_names
 from promoter_modelling.results import (
     classification_metrics,
     regression_metrics,
+    replicate_concordance,
     scatter_plot,
     summarise,
     update_results_index,
@@ -263,6 +264,7 @@ def _evaluate_predictions(model: MultiTaskModule, tasks: list, directory: str) -
             for i, output in enumerate(head.output_names):
                 if head.kind == REGRESSION:
                     metrics.update(regression_metrics(y[:, i], pred[:, i], output))
+                    metrics.update(replicate_concordance(table, output))
                 else:
                     numerical = table.get(f"numerical_{output}")
                     metrics.update(classification_metrics(
