@@ -73,8 +73,10 @@ def tss_window_starts(tss: np.ndarray, strand: np.ndarray, w0: int, w1: int) -> 
 
 
 def is_minus(strand: np.ndarray | Sequence) -> np.ndarray:
-    """Boolean minus-strand mask from strands given as -1/1 or "-"/"+"."""
+    """Boolean minus-strand mask from strands given as -1/1, "-"/"+" or booleans (True = minus)."""
     strand = np.asarray(strand)
+    if strand.dtype.kind == "b":
+        return strand
     if strand.dtype.kind in "iuf":
         return strand < 0
     return strand.astype(str) == "-"
@@ -178,13 +180,14 @@ class Genome:
         # byte offset of position p (p == rlen maps to the end of the record)
         byte = rec.offset + (points // rec.lenc) * rec.lenb + points % rec.lenc
         order = np.argsort(byte, kind="stable")
+        sorted_bytes = byte[order]
         prefix = np.zeros(len(points), dtype=np.int64)
         first, last = rec.offset, int(byte.max()) if len(byte) else rec.offset
         running, cursor = 0, 0
         for b0 in range(first, last + 1, block):
             b1 = min(b0 + block, last + 1)
-            cum = np.cumsum(_IS_GC[self._bytes[b0:b1]], dtype=np.int64)
-            stop = int(np.searchsorted(byte[order], b1, side="left"))
+            cum = np.cumsum(_IS_GC[self._bytes[b0:b1]], dtype=np.int32)
+            stop = int(np.searchsorted(sorted_bytes, b1, side="left"))
             here = order[cursor:stop]
             rel = byte[here] - b0
             taken = cum[np.clip(rel - 1, 0, max(len(cum) - 1, 0))] if len(cum) else np.zeros(len(rel), np.int64)

@@ -41,6 +41,7 @@ from promoter_modelling.tasks.chromosome_split import (
     chromosome_split,
     split_lists,
 )
+from promoter_modelling.tasks.lazy_head import HeadFromData
 from promoter_modelling.tasks.storage import npy_writer
 
 log = logging.getLogger(__name__)
@@ -83,10 +84,11 @@ def read_narrowpeak(path: str, q_value_threshold: float) -> pd.DataFrame:
     try:
         bed = pd.read_csv(path, sep="\t", header=None, names=NARROWPEAK_COLUMNS, usecols=[0, 1, 8, 9],
                           dtype={"chromosome": str})
-    except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError, OSError, EOFError,
-            ValueError) as exc:
+    except pd.errors.EmptyDataError:  # a data set without peaks
+        return pd.DataFrame({"chromosome": np.zeros(0, dtype=object), "position": np.zeros(0, dtype=np.int64)})
+    except (pd.errors.ParserError, UnicodeDecodeError, OSError, EOFError, ValueError) as exc:
         raise InputError(f"{path}: cannot be read as a gzipped narrowPeak file ({str(exc).splitlines()[0]})") from exc
-    numbers = bed[["start", "qValue", "peak"]].apply(pd.to_numeric, errors="coerce")
+    numbers = pd.DataFrame({c: pd.to_numeric(bed[c], errors="coerce") for c in ("start", "qValue", "peak")})
     bad = np.flatnonzero(numbers.isna().any(axis=1).to_numpy())
     if bad.size:
         raise InputError(f"{path}: line {bad[0] + 1}: start, qValue or peak is not a number")
@@ -237,9 +239,9 @@ class PeakGroupDataset(Dataset):
 
 
 # --- task ----------------------------------------------------------------------------------
-class ENCODETFChIPSeq(TaskDataModule):
+class ENCODETFChIPSeq(HeadFromData, TaskDataModule):
     """Masked multi-label classification over the ENCODE TF ChIP-seq data sets (head
-    `ENCODETFChIPSeq`). The output names, and so the head, are known once prepared."""
+    `ENCODETFChIPSeq`). The output names come from the data: reading `head` prepares the task."""
 
     task_name = "ENCODETFChIPSeq"
     raw_dirname = "ENCODETFChIPSeq_data"

@@ -40,6 +40,7 @@ from promoter_modelling.tasks.chromosome_split import (
     chromosome_split,
     split_lists,
 )
+from promoter_modelling.tasks.lazy_head import HeadFromData
 
 ENSEMBL_FILE = "ensembl_data.txt"
 ENSEMBL_GDRIVE_ID = "1ufpCW9Qb6r9tDohMIQTcuA-HdlcwjH1C"
@@ -96,7 +97,7 @@ def numeric_block(df: pd.DataFrame, columns: list, path: str) -> np.ndarray:
     """float64 (rows, columns) values; a non-numeric or missing value is reported by row and column."""
     block = df[columns]
     if not all(pd.api.types.is_numeric_dtype(t) for t in block.dtypes):
-        block = block.apply(pd.to_numeric, errors="coerce")  # column-wise, not per row
+        block = pd.DataFrame({i: pd.to_numeric(block.iloc[:, i], errors="coerce") for i in range(block.shape[1])})
     values = block.to_numpy(dtype=np.float64)
     bad = np.argwhere(~np.isfinite(values))
     if bad.size:
@@ -172,10 +173,10 @@ class WindowDataset(Dataset):
 
 
 # --- task ----------------------------------------------------------------------------------
-class RNASeqTask(TaskDataModule):
+class RNASeqTask(HeadFromData, TaskDataModule):
     """Shared pipeline of LL100, CCLE and Roadmap; subclasses read their expression table.
 
-    The head (one regression output per cell) is known once the data are prepared."""
+    The head (one regression output per cell) comes from the data: reading `head` prepares the task."""
 
     head_name = ""
     merge_on = GENE_ID
@@ -187,9 +188,12 @@ class RNASeqTask(TaskDataModule):
                  train_chromosomes: list[str] | tuple = TRAIN_CHROMOSOMES,
                  val_chromosomes: list[str] | tuple = VAL_CHROMOSOMES,
                  test_chromosomes: list[str] | tuple = TEST_CHROMOSOMES,
-                 cells: list[str | int] | None = None) -> None:
+                 cells: list[str | int] | None = None, duplicate_sum: str = "linear") -> None:
         # --shrink_test_set does not apply to these tasks (as published)
         super().__init__(data_dir, batch_size, num_workers, seed, shrink_test_set=False)
+        if duplicate_sum not in ("linear", "log"):
+            raise InputError(f"duplicate_sum must be 'linear' or 'log', got {duplicate_sum!r}")
+        self.duplicate_sum = duplicate_sum  # CCLE only: how columns of one gene are summed
         self.threshold = float(threshold)
         self.zscore = zscore
         self.windows = [[int(w0), int(w1)] for w0, w1 in promoter_windows]
@@ -334,12 +338,6 @@ class CCLE(RNASeqTask):
     is_log = True
     TPM_FILE = "OmicsExpressionProteinCodingGenesTPMLogp1.csv"
     MODEL_FILE = "Model.csv"
-
-    def __init__(self, data_dir: str, *args, duplicate_sum: str = "linear", **kwargs) -> None:
-        super().__init__(data_dir, *args, **kwargs)
-        if duplicate_sum not in ("linear", "log"):
-            raise InputError(f"CCLE duplicate_sum must be 'linear' or 'log', got {duplicate_sum!r}")
-        self.duplicate_sum = duplicate_sum
 
     def raw_files(self) -> list[RawFile]:
         return [RawFile(self.TPM_FILE, gdrive_id="1pfmnO9dhrBC_vtxNE3SjbJxanyMbNUgc"),
