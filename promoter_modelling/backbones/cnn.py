@@ -33,27 +33,32 @@ def output_length(stack: nn.Sequential, length: int) -> int:
 
 
 class PureCNN(nn.Module):
-    """One-hot (B, L, 4) -> 4 CNNBlocks (k=5, padding 1) with 2 max-pools -> flatten -> linear1 -> ReLU
-    -> linear2 -> (B, embed_dims).
+    """One-hot (B, L, 4) -> pairs of CNNBlocks (k=5, padding 1), each pair followed by a max-pool ->
+    flatten -> linear1 -> ReLU -> linear2 -> (B, embed_dims).
 
     Published size: channels (512, 768, 768, 1024), pools (5, 5), hidden 2048, embed 1024,
-    seq_len 250 (linear1 in_features 9216; 29.84M parameters).
+    seq_len 250 (linear1 in_features 9216; 29.84M parameters); keys promoter_cnn.{0,1,3,4}.
     """
 
     input_kind = "onehot"
 
     def __init__(self, embed_dims: int = 1024, seq_len: int = 250,
-                 channels: tuple[int, int, int, int] = (512, 768, 768, 1024), pools: tuple[int, int] = (5, 5),
+                 channels: tuple[int, ...] = (512, 768, 768, 1024), pools: tuple[int, ...] = (5, 5),
                  hidden_dims: int = 2048) -> None:
         super().__init__()
+        if len(channels) != 2 * len(pools):
+            raise ValueError(f"{type(self).__name__}: expected two channel counts per pool, got {channels} and {pools}")
         self.embed_dims = embed_dims
         self.seq_len = seq_len
-        c1, c2, c3, c4 = channels
-        self.promoter_cnn = nn.Sequential(
-            CNNBlock(4, c1, 5, padding=1), CNNBlock(c1, c2, 5, padding=1), nn.MaxPool1d(pools[0]),
-            CNNBlock(c2, c3, 5, padding=1), CNNBlock(c3, c4, 5, padding=1), nn.MaxPool1d(pools[1]),
-        )
-        self.linear1 = nn.Linear(output_length(self.promoter_cnn, seq_len) * c4, hidden_dims)
+        layers: list[nn.Module] = []
+        previous = 4
+        for i, pool in enumerate(pools):
+            for width in channels[2 * i:2 * i + 2]:
+                layers.append(CNNBlock(previous, width, 5, padding=1))
+                previous = width
+            layers.append(nn.MaxPool1d(pool))
+        self.promoter_cnn = nn.Sequential(*layers)
+        self.linear1 = nn.Linear(output_length(self.promoter_cnn, seq_len) * previous, hidden_dims)
         self.linear2 = nn.Linear(hidden_dims, embed_dims)
 
     def forward(self, seq: torch.Tensor) -> torch.Tensor:
@@ -66,22 +71,12 @@ class PureCNN(nn.Module):
 
 
 class PureCNNLarge(PureCNN):
-    """PureCNN with two more CNNBlocks: pools (5, 3, 3) and keys promoter_cnn.{0,1,3,4,6,7}.
+    """PureCNN with a third pair of CNNBlocks: pools (5, 3, 3), keys promoter_cnn.{0,1,3,4,6,7}.
 
     Published size: channels (512, 768, 768, 1024, 1024, 1024), linear1 in_features 3072 at 250 bp.
     """
 
     def __init__(self, embed_dims: int = 1024, seq_len: int = 250,
-                 channels: tuple[int, int, int, int, int, int] = (512, 768, 768, 1024, 1024, 1024),
-                 pools: tuple[int, int, int] = (5, 3, 3), hidden_dims: int = 2048) -> None:
-        nn.Module.__init__(self)
-        self.embed_dims = embed_dims
-        self.seq_len = seq_len
-        c1, c2, c3, c4, c5, c6 = channels
-        self.promoter_cnn = nn.Sequential(
-            CNNBlock(4, c1, 5, padding=1), CNNBlock(c1, c2, 5, padding=1), nn.MaxPool1d(pools[0]),
-            CNNBlock(c2, c3, 5, padding=1), CNNBlock(c3, c4, 5, padding=1), nn.MaxPool1d(pools[1]),
-            CNNBlock(c4, c5, 5, padding=1), CNNBlock(c5, c6, 5, padding=1), nn.MaxPool1d(pools[2]),
-        )
-        self.linear1 = nn.Linear(output_length(self.promoter_cnn, seq_len) * c6, hidden_dims)
-        self.linear2 = nn.Linear(hidden_dims, embed_dims)
+                 channels: tuple[int, ...] = (512, 768, 768, 1024, 1024, 1024), pools: tuple[int, ...] = (5, 3, 3),
+                 hidden_dims: int = 2048) -> None:
+        super().__init__(embed_dims, seq_len, channels, pools, hidden_dims)

@@ -35,13 +35,13 @@ BACKBONES: dict[str, BackboneEntry] = {
     "PureCNN": BackboneEntry(
         "promoter_modelling.backbones.cnn", "PureCNN",
         {"full": {},
-         "small": {"channels": (64, 64, 96, 128), "hidden_dims": 256, "embed_dims": 128},
+         "small": {"channels": (128, 64, 64, 64), "hidden_dims": 256, "embed_dims": 128},
          "tiny": {"channels": (16, 16, 16, 32), "hidden_dims": 32, "embed_dims": 16}},
         "4 CNN blocks with max-pools, then two linear layers"),
     "PureCNNLarge": BackboneEntry(
         "promoter_modelling.backbones.cnn", "PureCNNLarge",
         {"full": {},
-         "small": {"channels": (64, 64, 96, 128, 128, 128), "hidden_dims": 256, "embed_dims": 128},
+         "small": {"channels": (128, 64, 64, 64, 64, 64), "hidden_dims": 256, "embed_dims": 128},
          "tiny": {"channels": (16, 16, 16, 32, 32, 32), "hidden_dims": 32, "embed_dims": 16}},
         "6 CNN blocks with max-pools, then two linear layers"),
     "MotifBasedFCN": BackboneEntry(
@@ -49,24 +49,24 @@ BACKBONES: dict[str, BackboneEntry] = {
         {"full": {},
          "small": {"hidden_dims": (256, 128, 128), "motif_embed_dims": 64},
          "tiny": {"hidden_dims": (32, 16, 16), "motif_embed_dims": 16}},
-        "fully connected network on motif hit counts (needs --meme_file)"),
+        "fully connected network on motif hit counts (needs --motif_meme_file)"),
     "MotifBasedFCNLarge": BackboneEntry(
         "promoter_modelling.backbones.motif_fcn", "MotifBasedFCNLarge",
         {"full": {},
          "small": {"hidden_dims": (256, 512, 512, 256, 128), "motif_embed_dims": 128},
          "tiny": {"hidden_dims": (32, 32, 32, 32, 16), "motif_embed_dims": 16}},
-        "larger fully connected network on motif hit counts (needs --meme_file)"),
+        "larger fully connected network on motif hit counts (needs --motif_meme_file)"),
     "LegNet": BackboneEntry(
         "promoter_modelling.backbones.legnet", "LegNet",
         {"full": {},
-         "small": {"block_sizes": (64, 32, 32, 16, 16, 16, 16)},
-         "tiny": {"block_sizes": (16, 16, 16, 16, 16, 16, 16)}},
+         "small": {"block_sizes": (32, 16, 16, 16)},
+         "tiny": {"block_sizes": (16, 16, 16)}},
         "LegNet (EfficientNet-like blocks, squeeze-and-excitation); AdamW + OneCycleLR"),
     "LegNetLarge": BackboneEntry(
         "promoter_modelling.backbones.legnet", "LegNetLarge",
         {"full": {},
-         "small": {"block_sizes": (128, 64, 64, 32, 32, 32, 32)},
-         "tiny": {"block_sizes": (32, 16, 16, 16, 16, 16, 16)}},
+         "small": {"block_sizes": (64, 32, 32, 32)},
+         "tiny": {"block_sizes": (32, 16, 16)}},
         "LegNet with 4x wider blocks; AdamW + OneCycleLR"),
     "DNABERT": BackboneEntry(
         "promoter_modelling.backbones.dnabert", "DNABERT",

@@ -168,7 +168,7 @@ class MotifSet:
 def _meme_file(options: dict) -> str:
     path = options.get("meme_file")
     if not path:
-        raise InputError("motif counts need a MEME motif file (--meme_file)")
+        raise InputError("motif counts need a MEME motif file (--motif_meme_file)")
     if not os.path.isfile(path):
         raise InputError(f"{path}: MEME motif file not found")
     return path
