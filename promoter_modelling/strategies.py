@@ -19,9 +19,10 @@ import numpy as np
 import pandas as pd
 import torch
 
-from promoter_modelling import runs
+from promoter_modelling import download, runs
+from promoter_modelling.backbones.dnabert import DEFAULT_DNABERT_PATH
 from promoter_modelling.backbones.registry import backbone_class, backbone_kwargs
-from promoter_modelling.checkpoints import load_backbone_weights, load_checkpoint_model
+from promoter_modelling.checkpoints import AtomicCheckpointIO, load_backbone_weights, load_checkpoint_model
 from promoter_modelling.config import Paths, load_paths
 from promoter_modelling.errors import InputError
 from promoter_modelling.heads import BINARY, REGRESSION
@@ -105,21 +106,34 @@ def plan(args: argparse.Namespace, data_split_seeds: bool = False) -> list[Phase
 
 # --- building blocks ---------------------------------------------------------------------------
 
-def _input_setup(args: argparse.Namespace) -> tuple[str, dict, dict]:
-    """(input kind, data-side options, extra backbone kwargs) for the chosen model."""
+VIERSTRA_MOTIFS_URL = "https://resources.altius.org/~jvierstra/projects/motif-clustering-v2.0beta/consensus_pwms.meme"
+
+
+def _input_setup(args: argparse.Namespace, paths: Paths) -> tuple[str, dict, dict]:
+    """(input kind, data-side options, extra backbone kwargs) for the chosen model.
+
+    MotifBasedFCN scans the Vierstra consensus motifs (downloaded to <data>/common) unless
+    --motif_meme_file is given. Randomly initialised small/tiny DNABERTs use a generated 6-mer
+    vocabulary unless --dnabert_path names another tokenizer, so they run offline."""
     kind = getattr(backbone_class(args.model_name), "input_kind", "onehot")
     options = {"dnabert_path": getattr(args, "dnabert_path", None), "meme_file": getattr(args, "motif_meme_file", None)}
     options = {k: v for k, v in options.items() if v}
     extra: dict = {}
-    if kind != "onehot":
-        from promoter_modelling.tasks.inputs import input_dims
+    if kind == "onehot":
+        return kind, options, extra
+    from promoter_modelling.tasks.inputs import input_dims, standard_kmer_tokenizer
 
-        extra = input_dims(kind, options)
+    if kind == "motif_counts" and "meme_file" not in options:
+        options["meme_file"] = download.fetch(os.path.join(paths.common_dir, "consensus_pwms.meme"),
+                                              url=VIERSTRA_MOTIFS_URL)
+    if kind == "tokens" and args.model_size != "full" and options.get("dnabert_path") == DEFAULT_DNABERT_PATH:
+        options["dnabert_path"] = standard_kmer_tokenizer(os.path.join(paths.common_dir, "dnabert_6mer_tokenizer"))
+    extra = input_dims(kind, options)
     return kind, options, extra
 
 
 def make_tasks(phase: Phase, args: argparse.Namespace, paths: Paths, seed: int) -> list:
-    kind, options, _ = _input_setup(args)
+    kind, options, _ = _input_setup(args, paths)
     split_seed = seed if (phase.data_split_seeds and phase.num_seeds > 1) else None
     return build_tasks(phase.tasks, paths.root_data_dir, batch_size=phase.batch_size, num_workers=args.num_workers,
                        seed=seed, shrink_test_set=args.shrink_test_set, split_seed=split_seed, input_kind=kind,
@@ -133,6 +147,17 @@ def check_metric(metric: str, tasks: list) -> None:
         shown = ", ".join(valid[:12]) + (", ..." if len(valid) > 12 else "")
         raise InputError(f"metric {metric!r} is not reported by tasks {[t.task_name for t in tasks]}; "
                          f"choose one of: {shown}")
+
+
+def check_not_empty(tasks: list) -> None:
+    """A split without rows cannot train or be evaluated: say which and why."""
+    for task in tasks:
+        task.prepare()
+        for split in ("train", "val", "test"):
+            dataset = getattr(task, f"{split}_dataset")
+            if dataset is None or len(dataset) == 0:
+                raise InputError(f"task {task.task_name}: the {split} split is empty (too few rows in "
+                                 f"{task.cache_dir}; the split takes a share of every stratum)")
 
 
 def select_precision(requested: str) -> str:
@@ -166,23 +191,27 @@ def make_trainer(args: argparse.Namespace, phase: Phase, run_name: str, root_dir
     directory = runs.run_dir(root_dir, run_name)
     checkpoint = ModelCheckpoint(dirpath=runs.checkpoint_dir(root_dir, run_name),
                                  filename="best-{epoch:02d}-{" + phase.metric + ":.5f}", monitor=phase.metric,
-                                 mode=phase.direction, save_top_k=args.save_top_k, save_last=True)
+                                 mode=phase.direction, save_top_k=args.save_top_k)
+    # last.ckpt after every epoch (Lightning's save_last only writes it when a best checkpoint is
+    # saved), so an interrupted run resumes from its latest epoch
+    last = ModelCheckpoint(dirpath=runs.checkpoint_dir(root_dir, run_name), filename="last", monitor=None,
+                           save_top_k=1, enable_version_counter=False)
     stopper = EarlyStopping(monitor=phase.metric, mode=phase.direction, patience=args.patience, min_delta=0.0)
     on_gpu = torch.cuda.is_available() and args.accelerator in ("auto", "gpu", "cuda")
     if on_gpu:
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
     return L.Trainer(
         max_epochs=phase.max_epochs, accelerator=args.accelerator, devices=args.devices, num_nodes=args.num_nodes,
-        strategy=args.strategy, precision=select_precision(args.precision), callbacks=[checkpoint, stopper,
+        strategy=args.strategy, precision=select_precision(args.precision), callbacks=[checkpoint, last, stopper,
                                                                                         TQDMProgressBar()],
-        logger=make_loggers(args, run_name, directory), default_root_dir=directory,
+        logger=make_loggers(args, run_name, directory), default_root_dir=directory, plugins=[AtomicCheckpointIO()],
         deterministic="warn" if on_gpu else True, gradient_clip_val=1.0, log_every_n_steps=10,
         num_sanity_val_steps=0, enable_progress_bar=True, enable_model_summary=False,
     )
 
 
-def build_model(phase: Phase, args: argparse.Namespace, tasks: list, seed: int) -> MultiTaskModule:
-    _, _, extra = _input_setup(args)
+def build_model(phase: Phase, args: argparse.Namespace, paths: Paths, tasks: list, seed: int) -> MultiTaskModule:
+    _, _, extra = _input_setup(args, paths)
     kwargs = {**extra, **(args.backbone_kwargs or {})}
     backbone_kwargs(args.model_name, args.model_size, **kwargs)  # validates name and size
     return MultiTaskModule(heads=[t.head.to_dict() for t in tasks], model_name=args.model_name,
@@ -192,7 +221,14 @@ def build_model(phase: Phase, args: argparse.Namespace, tasks: list, seed: int) 
 
 
 def _is_rank_zero() -> bool:
-    return int(os.environ.get("RANK", os.environ.get("LOCAL_RANK", 0))) == 0
+    """Whether this process is global rank 0 (torchrun: RANK; SLURM: SLURM_PROCID; Lightning's
+    launcher: NODE_RANK and LOCAL_RANK), so only one process deletes or writes shared files."""
+    env = os.environ
+    if "RANK" in env:
+        return int(env["RANK"]) == 0
+    if int(env.get("SLURM_NTASKS", "1")) > 1 and "SLURM_PROCID" in env:
+        return int(env["SLURM_PROCID"]) == 0
+    return int(env.get("NODE_RANK", env.get("GROUP_RANK", 0))) == 0 and int(env.get("LOCAL_RANK", 0)) == 0
 
 
 # --- one seed of one phase -----------------------------------------------------------------------
@@ -213,6 +249,7 @@ def train_seed(phase: Phase, args: argparse.Namespace, paths: Paths, seed: int) 
     L.seed_everything(seed, workers=True, verbose=False)
     tasks = make_tasks(phase, args, paths, seed)
     check_metric(phase.metric, tasks)
+    check_not_empty(tasks)
     datamodule = MultiTaskDataModule(tasks, train_mode=phase.train_mode)
     trainer = make_trainer(args, phase, run_name, paths.root_dir)
     if args.use_existing_models and finished:
@@ -223,7 +260,7 @@ def train_seed(phase: Phase, args: argparse.Namespace, paths: Paths, seed: int) 
         resume = last if (args.use_existing_models and os.path.exists(last)) else None
         if not resume and os.path.isdir(directory) and _is_rank_zero():
             shutil.rmtree(directory)  # retraining on request: old checkpoints would mix in
-        model = build_model(phase, args, tasks, seed)
+        model = build_model(phase, args, paths, tasks, seed)
         if phase.init_from and not resume:
             load_backbone_weights(model, runs.best_checkpoint(paths.root_dir, phase.init_from, phase.init_direction))
             model.apply_freeze()
@@ -237,7 +274,10 @@ def train_seed(phase: Phase, args: argparse.Namespace, paths: Paths, seed: int) 
                        "epochs": trainer.current_epoch}, os.path.join(directory, "done.txt"))
         model = load_checkpoint_model(best)
     trainer.test(model, datamodule=datamodule, verbose=False)
-    lightning_metrics = {k: v for k, v in model.last_metrics.get("test", {}).items() if "loss" not in k}
+    # ddp_spawn runs the test in worker processes: their logged values come back in callback_metrics
+    tested = model.last_metrics.get("test") or {k: float(v) for k, v in trainer.callback_metrics.items()
+                                                if k.startswith("test_")}
+    lightning_metrics = {k: v for k, v in tested.items() if "loss" not in k}
     record = {"run": run_name, "seed": seed, "lightning_test_metrics": lightning_metrics,
               "metrics": {}, "predictions": {}}
     if trainer.is_global_zero:

@@ -265,3 +265,21 @@ def count_motif_hits(sequences: list[str], motifs: MotifSet, p_threshold: float 
         rows = table["sequence_name"].to_numpy().astype(np.int64)[keep]
         counts[:, j] = np.bincount(rows, minlength=n)
     return counts
+
+
+def standard_kmer_tokenizer(directory: str, k: int = KMER_SIZE) -> str:
+    """Write (once) a BERT tokenizer whose vocabulary is [PAD], [UNK], [CLS], [SEP], [MASK] and
+    every k-mer, for randomly initialised DNABERT-style models; returns the folder."""
+    if os.path.exists(os.path.join(directory, "vocab.txt")):
+        return directory
+    from transformers import BertTokenizer
+
+    from promoter_modelling.download import atomic_path
+
+    os.makedirs(directory, exist_ok=True)
+    vocab = os.path.join(directory, "vocab.txt")
+    with atomic_path(vocab) as tmp:
+        with open(tmp, "w", encoding="utf-8") as handle:
+            handle.write("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *all_kmers(k)]) + "\n")
+    BertTokenizer(vocab, do_lower_case=False).save_pretrained(directory)
+    return directory
