@@ -27,6 +27,6 @@ setup(
         "memelite>=0.5",
         "tangermeme",
     ],
-    extras_require={"test": ["pytest", "ruff"]},
+    extras_require={"test": ["pytest", "pytest-xdist", "ruff"]},
     entry_points={"console_scripts": ["promoter-modelling=promoter_modelling.cli:main"]},
 )

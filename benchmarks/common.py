@@ -17,7 +17,7 @@ import torch
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from promoter_modelling.performance import set_cpu_threads  # noqa: E402
+from promoter_modelling.performance import set_cpu_threads, tune_cpu_allocator  # noqa: E402
 
 
 def report(name: str, value: float | int | str, unit: str = "") -> None:
@@ -33,6 +33,8 @@ def add_device_args(parser: argparse.ArgumentParser) -> None:
     """--device and --threads, shared by every script."""
     parser.add_argument("--device", default="auto", help="cpu, cuda or auto (cuda when available)")
     parser.add_argument("--threads", type=int, default=None, help="CPU intra-op threads (default: one per CPU)")
+    parser.add_argument("--no-tune-allocator", action="store_true",
+                        help="leave glibc malloc as it is (default: keep freed memory, see performance.py)")
 
 
 def setup_device(args: argparse.Namespace) -> torch.device:
@@ -42,13 +44,22 @@ def setup_device(args: argparse.Namespace) -> torch.device:
         name = "cuda" if torch.cuda.is_available() else "cpu"
     device = torch.device(name)
     threads = set_cpu_threads(args.threads)
+    tuned = False if args.no_tune_allocator else tune_cpu_allocator()
     report("torch", torch.__version__)
     report("cpu_threads", threads)
+    report("cpu_allocator_tuned", "yes" if tuned else "no")
+    report_load()
     if device.type == "cuda":
         report("device", torch.cuda.get_device_name(device))
     else:
         report("device", f"cpu ({torch.backends.cpu.get_cpu_capability()})")
     return device
+
+
+def report_load() -> None:
+    """The 1-minute load average: other processes competing for the CPUs skew every figure."""
+    if hasattr(os, "getloadavg"):
+        report("loadavg_1min", round(os.getloadavg()[0], 2), f"(on {os.cpu_count()} CPUs)")
 
 
 def synchronize(device: torch.device) -> None:
@@ -70,47 +81,57 @@ def best_time(fn: Callable[[], object], device: torch.device, repeats: int = 3, 
     return best
 
 
-def matmul_flops(device: torch.device, n: int = 4096, dtype: torch.dtype = torch.float32, repeats: int = 5) -> float:
-    """FLOP/s of an (n, n) @ (n, n) torch.matmul in `dtype`: the machine's dense-math limit."""
-    generator = torch.Generator(device="cpu").manual_seed(0)
-    a = torch.randn(n, n, generator=generator).to(device=device, dtype=dtype)
-    b = torch.randn(n, n, generator=generator).to(device=device, dtype=dtype)
-    out = torch.empty(n, n, device=device, dtype=dtype)
-    seconds = best_time(lambda: torch.matmul(a, b, out=out), device, repeats=repeats, warmup=2)
-    return 2 * n**3 / seconds
+class MatmulLimit:
+    """FLOP/s of an (n, n) @ (n, n) torch.matmul in `dtype`: the machine's dense-math limit.
+
+    Each call times `repeats` products (after the first call's warm-up) and returns the best.
+    """
+
+    def __init__(self, device: torch.device, n: int = 4096, dtype: torch.dtype = torch.float32, repeats: int = 3) -> None:
+        generator = torch.Generator(device="cpu").manual_seed(0)
+        self.a = torch.randn(n, n, generator=generator).to(device=device, dtype=dtype)
+        self.b = torch.randn(n, n, generator=generator).to(device=device, dtype=dtype)
+        self.out = torch.empty(n, n, device=device, dtype=dtype)
+        self.device, self.n, self.repeats, self.warm = device, n, repeats, False
+
+    def __call__(self) -> float:
+        seconds = best_time(lambda: torch.matmul(self.a, self.b, out=self.out), self.device,
+                            repeats=self.repeats, warmup=0 if self.warm else 2)
+        self.warm = True
+        return 2 * self.n**3 / seconds
 
 
-class PeakMemory:
-    """Peak memory of the code inside the block: CUDA allocator peak on GPU, resident set
-    high-water mark (reset on entry through /proc/self/clear_refs) on Linux CPUs."""
+def interleaved_best(fns: dict[str, Callable[[], object]], device: torch.device, limit: MatmulLimit,
+                     repeats: int = 2, warmup: int = 1) -> tuple[dict[str, float], float]:
+    """Best time of each fn, timed in alternating rounds, each timing right after a matmul timing.
 
-    def __init__(self, device: torch.device) -> None:
-        self.device = device
-        self.peak_bytes: int | None = None
+    Alternating the candidates (and the matmul) exposes them to the same background load, so
+    their ratio is fair on a shared machine. Returns the best seconds per name and the highest
+    matmul FLOP/s seen (the most demanding limit).
+    """
+    for fn in fns.values():
+        for _ in range(warmup):
+            fn()
+    synchronize(device)
+    best = dict.fromkeys(fns, float("inf"))
+    highest = 0.0
+    for _ in range(repeats):
+        for name, fn in fns.items():
+            highest = max(highest, limit())
+            start = time.perf_counter()
+            fn()
+            synchronize(device)
+            best[name] = min(best[name], time.perf_counter() - start)
+    return best, highest
 
-    def __enter__(self) -> PeakMemory:
-        if self.device.type == "cuda":
-            torch.cuda.reset_peak_memory_stats(self.device)
-        else:
-            try:
-                with open("/proc/self/clear_refs", "w") as handle:
-                    handle.write("5")
-            except OSError:
-                pass
-        return self
 
-    def __exit__(self, *exc) -> None:
-        if self.device.type == "cuda":
-            self.peak_bytes = torch.cuda.max_memory_allocated(self.device)
-            return
-        try:
-            with open("/proc/self/status") as handle:
-                for line in handle:
-                    if line.startswith("VmHWM:"):
-                        self.peak_bytes = int(line.split()[1]) * 1024
-        except OSError:
-            self.peak_bytes = None
-
-    @property
-    def kind(self) -> str:
-        return "cuda_allocated" if self.device.type == "cuda" else "process_rss"
+def rss_bytes(field: str = "VmHWM") -> int | None:
+    """A memory figure of this process from /proc/self/status (VmHWM: peak resident set)."""
+    try:
+        with open("/proc/self/status") as handle:
+            for line in handle:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        return None
+    return None

@@ -105,16 +105,17 @@ def train_main(argv: list[str] | None = None, splits_script: bool = False) -> No
 
 
 def main(argv: list[str] | None = None) -> None:
-    """`promoter-modelling <command> ...`: train, train-splits, demo-data, predict."""
+    """`promoter-modelling <command> ...`: train, train-splits, demo-data, predict, import-checkpoint."""
     argv = list(sys.argv[1:] if argv is None else argv)
     commands = {"train": "train models (flags of train_models.py)",
                 "train-splits": "train on several fluorescence data splits",
                 "demo-data": "write demo / fixture data",
-                "predict": "predict expression for sequences with trained checkpoints"}
+                "predict": "predict expression for sequences with trained checkpoints",
+                "import-checkpoint": "convert a checkpoint of the published code into this package's format"}
     if not argv or argv[0] in ("-h", "--help") or argv[0] not in commands:
         print("usage: promoter-modelling {" + ",".join(commands) + "} ...\n")
         for name, text in commands.items():
-            print(f"  {name:14s}{text}")
+            print(f"  {name:19s}{text}")
         raise SystemExit(0 if argv and argv[0] in ("-h", "--help") else 2)
     command, rest = argv[0], argv[1:]
     if command == "train":
@@ -125,6 +126,10 @@ def main(argv: list[str] | None = None) -> None:
         from promoter_modelling.demo_data import main as demo_main
 
         demo_main(rest)
+    elif command == "import-checkpoint":
+        from promoter_modelling.checkpoints import import_main
+
+        run_cli(import_main, rest)
     else:
         from promoter_modelling.predict import main as predict_main
 

@@ -44,6 +44,9 @@ class MultiTaskModule(L.LightningModule):
         self.metrics = nn.ModuleDict({split: nn.ModuleDict({s.name: HeadMetrics(s) for s in self.head_specs})
                                       for split in ("val", "test")})
         self.last_metrics: dict[str, dict[str, float]] = {}
+        # Training sequence length per head (one-hot inputs), saved in checkpoints so `predict`
+        # can check its inputs.
+        self.sequence_lengths: dict[str, int] = {}
         self.apply_freeze()
 
     # --- model -------------------------------------------------------------------------------
@@ -103,6 +106,8 @@ class MultiTaskModule(L.LightningModule):
             if spec.name not in batch:
                 continue
             part = batch[spec.name]
+            if spec.name not in self.sequence_lengths and self.input_kind == "onehot":
+                self.sequence_lengths[spec.name] = int(part["x"].shape[-1])
             loss, raw, _ = self.task_loss(spec, part)
             self.log(f"{spec.name}_train_loss", raw, on_step=True, on_epoch=True, batch_size=len(part["y"]))
             total = total + loss
@@ -145,10 +150,20 @@ class MultiTaskModule(L.LightningModule):
     def on_test_epoch_end(self) -> None:
         self._epoch_end("test")
 
-    def on_train_epoch_start(self) -> None:
-        # Randomness (dropout) depends only on (seed, epoch), so a run resumed from an epoch
-        # boundary reproduces an uninterrupted one.
-        torch.manual_seed(self.hparams.seed * 10_007 + self.current_epoch)
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        if self.sequence_lengths:
+            checkpoint["sequence_lengths"] = dict(self.sequence_lengths)
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        self.sequence_lengths = dict(checkpoint.get("sequence_lengths") or self.sequence_lengths)
+
+    def on_train_batch_start(self, batch, batch_idx: int) -> None:
+        # Randomness (dropout) depends only on (seed, epoch, batch, rank), so a run resumed from
+        # its last checkpoint reproduces an uninterrupted one. (Seeding at epoch start is not
+        # enough: a resumed run draws from the global generator in a different order before its
+        # first batch.)
+        epoch_seed = self.hparams.seed * 10_007 + self.current_epoch
+        torch.manual_seed((epoch_seed * 1_000_003 + batch_idx) * 1_024 + self.global_rank)
 
     # --- optimisation --------------------------------------------------------------------------
     def configure_optimizers(self):
@@ -185,13 +200,55 @@ class MultiTaskDataModule(L.LightningDataModule):
             task.prepare()
 
     def train_dataloader(self):
-        return CombinedLoader({t.head.name: t.train_dataloader() for t in self.tasks}, mode=self.train_mode)
+        return CombinedLoader({t.head.name: self._shard(t.train_dataloader(), train=True) for t in self.tasks},
+                              mode=self.train_mode)
 
     def val_dataloader(self):
-        return [t.val_dataloader() for t in self.tasks]
+        return [self._shard(t.val_dataloader()) for t in self.tasks]
 
     def test_dataloader(self):
-        return [t.test_dataloader() for t in self.tasks]
+        return [self._shard(t.test_dataloader()) for t in self.tasks]
+
+    def _shard(self, loader, train: bool = False):
+        """With several processes, give each its share of a loader. Training: every world_size-th
+        row of the task's own (seeded) order, so the processes' batches together are the batch one
+        process would take (Lightning's default wrapper would reshuffle). Evaluation: disjoint
+        shares without the repeated rows Lightning's default sampler adds, so the synchronised
+        metrics equal one process's."""
+        trainer = self.trainer
+        if trainer is None or trainer.world_size <= 1 or len(loader.dataset) < trainer.world_size:
+            return loader  # (a set smaller than the number of processes is used whole by each)
+        from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSampler
+        from torch.utils.data import DataLoader
+
+        if train:
+            sampler = ShardedSampler(loader.sampler, num_replicas=trainer.world_size, rank=trainer.global_rank)
+        else:
+            sampler = UnrepeatedDistributedSampler(loader.dataset, num_replicas=trainer.world_size,
+                                                   rank=trainer.global_rank, shuffle=False)
+        return DataLoader(loader.dataset, batch_size=loader.batch_size, sampler=sampler, drop_last=loader.drop_last,
+                          num_workers=loader.num_workers, collate_fn=loader.collate_fn, pin_memory=loader.pin_memory,
+                          persistent_workers=loader.persistent_workers)
+
+
+class ShardedSampler(torch.utils.data.DistributedSampler):
+    """One process's share of another sampler's order: positions rank, rank + world_size, ...
+    (padded with the first positions to a multiple of world_size, as DistributedSampler does)."""
+
+    def __init__(self, sampler, num_replicas: int, rank: int) -> None:
+        super().__init__(sampler, num_replicas=num_replicas, rank=rank, shuffle=False)
+        self.sampler = sampler
+
+    def set_epoch(self, epoch: int) -> None:
+        super().set_epoch(epoch)
+        if callable(getattr(self.sampler, "set_epoch", None)):
+            self.sampler.set_epoch(epoch)
+
+    def __iter__(self):
+        order = list(self.sampler)
+        while len(order) < self.total_size:
+            order += order[: self.total_size - len(order)]
+        return iter(order[self.rank:self.total_size:self.num_replicas])
 
 
 def load_model(checkpoint_path: str, map_location: str | torch.device = "cpu") -> MultiTaskModule:

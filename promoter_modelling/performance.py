@@ -1,7 +1,8 @@
 """Opt-in speed settings shared by training, analysis and the benchmarks.
 
 - `maybe_compile(module, enabled)`: torch.compile in place (state-dict keys unchanged).
-- `select_precision(bf16, device)`: Lightning precision string; bf16 autocast only on CUDA.
+- `select_precision(requested, device)`: Lightning precision string; mixed precision (bf16
+  autocast) only on CUDA, "32-true" with a notice elsewhere.
 - `autocast(device, enabled)`: the same choice as a context manager for code outside Lightning.
 - `set_cpu_threads(n)`: one intra-op thread per core by default.
 - `tune_cpu_allocator()`: keep freed memory in the process (glibc) so large tensors are not
@@ -47,23 +48,34 @@ def _device_type(device: str | torch.device | None) -> str:
     return torch.device(device).type
 
 
-def select_precision(bf16: bool = True, device: str | torch.device | None = None) -> str:
-    """Lightning `precision` for a run: "bf16-mixed" on a CUDA device that supports bf16 when
-    `bf16` is asked for, "32-true" otherwise (with a notice when bf16 was asked for but cannot
-    be used). `device` is "cpu", "cuda", "gpu", "auto" or None (auto)."""
-    if not bf16:
-        return "32-true"
-    kind = _device_type(device)
-    if kind == "cuda" and torch.cuda.is_available() and torch.cuda.is_bf16_supported():
-        return "bf16-mixed"
-    reason = "no CUDA device" if kind != "cuda" or not torch.cuda.is_available() else "the GPU lacks bf16"
-    print(f"notice: bf16 mixed precision needs a CUDA device with bf16 ({reason}); using 32-true", file=sys.stderr)
+def select_precision(requested: str | bool = "bf16-mixed", device: str | torch.device | None = None) -> str:
+    """Lightning `precision` for a run.
+
+    `requested` is a Lightning string ("32-true", "bf16-mixed", "16-mixed"; "bf16"/"16"/"32"
+    accepted) or a bool (True = bf16). Mixed precision is returned only for a CUDA device (bf16
+    only where the GPU supports it); otherwise "32-true", with a notice on stderr when mixed
+    precision was asked for. `device` is "cpu", "cuda", "gpu", "auto" or None (auto).
+    """
+    if isinstance(requested, bool):
+        requested = "bf16-mixed" if requested else "32-true"
+    aliases = {"bf16": "bf16-mixed", "16": "16-mixed", "32": "32-true", "fp32": "32-true"}
+    requested = aliases.get(str(requested), str(requested))
+    if requested not in ("32-true", "bf16-mixed", "16-mixed"):
+        raise ValueError(f"unknown precision {requested!r}; expected 32-true, bf16-mixed or 16-mixed")
+    if requested == "32-true":
+        return requested
+    on_cuda = _device_type(device) == "cuda" and torch.cuda.is_available()
+    if on_cuda and (requested == "16-mixed" or torch.cuda.is_bf16_supported()):
+        return requested
+    reason = "no CUDA device" if not on_cuda else "this GPU has no bf16"
+    print(f"notice: {requested} needs a CUDA device ({reason}); using 32-true", file=sys.stderr)
     return "32-true"
 
 
 def autocast(device: str | torch.device | None = None, enabled: bool = True) -> contextlib.AbstractContextManager:
     """bf16 autocast on CUDA when enabled, a no-op context elsewhere."""
-    if enabled and select_precision(True, device) == "bf16-mixed":
+    on_cuda = _device_type(device) == "cuda" and torch.cuda.is_available()
+    if enabled and on_cuda and torch.cuda.is_bf16_supported():
         return torch.autocast("cuda", dtype=torch.bfloat16)
     return contextlib.nullcontext()
 

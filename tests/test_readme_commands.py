@@ -37,7 +37,7 @@ def readme_commands() -> list[tuple[str, list[str]]]:
 def fixture_config(tmp_path_factory) -> str:
     root = tmp_path_factory.mktemp("readme")
     data = root / "data"
-    generate(str(data), ["all"], seed=0)
+    generate(str(data), ["all"], seed=0, num_sequences=1500)
     path = root / "config.json"
     path.write_text(json.dumps({"root_dir": str(root / "results"), "root_data_dir": str(data)}))
     return str(path)

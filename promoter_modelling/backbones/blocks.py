@@ -17,8 +17,9 @@ from torch import nn
 
 
 def _inplace_ok(x: torch.Tensor) -> bool:
-    """In-place activations are safe when autograd will not need the input."""
-    return not (torch.is_grad_enabled() and x.requires_grad)
+    """Overwriting x is safe when autograd will not need it. Under torch.compile the functional
+    form is used instead: the compiler fuses it and handles it without graph breaks."""
+    return not (torch.is_grad_enabled() and x.requires_grad) and not torch.compiler.is_compiling()
 
 
 class CNNBlock(nn.Module):
@@ -106,6 +107,21 @@ def rotate(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tenso
     return torch.cat((out, x[..., rot_dim:]), dim=-1)
 
 
+def _rotate_halves(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    """Rotary embedding of (B, T, ..., d) features stored as (even | odd) halves, given
+    (T, d/2) tables: (a, b) -> (a cos - b sin, b cos + a sin)."""
+    half = x.shape[-1] // 2
+    shape = (cos.shape[0],) + (1,) * (x.dim() - 3) + (half,)
+    cos, sin = cos.reshape(shape).to(x.dtype), sin.reshape(shape).to(x.dtype)
+    a, b = x[..., :half], x[..., half:]
+    if _inplace_ok(x):
+        out = torch.empty(x.shape, dtype=x.dtype, device=x.device)
+        torch.mul(a, cos, out=out[..., :half]).addcmul_(b, sin, value=-1)
+        torch.mul(b, cos, out=out[..., half:]).addcmul_(a, sin)
+        return out
+    return torch.cat((a * cos - b * sin, b * cos + a * sin), dim=-1)
+
+
 class TransformerBlock(nn.Module):
     """Pre-LN transformer block with rotary attention, as published (no attention mask).
 
@@ -114,8 +130,11 @@ class TransformerBlock(nn.Module):
     -> dropout, plus a residual.
 
     Production path: one matmul against the concatenated [xq; xk; xv] weights (cached while
-    gradients are off), q and k rotated together, torch's scaled_dot_product_attention, and the
-    residuals accumulated by the fc1/fc3 matmuls when dropout is inactive. The reference path
+    gradients are off), torch's scaled_dot_product_attention, and the residuals accumulated by
+    the fc1/fc3 matmuls when dropout is inactive. The rows of xq and xk are gathered per head
+    as (even features, odd features), so the rotary pairs become two contiguous halves and q
+    and k are rotated together with plain vectorised arithmetic; q.k is a sum over features
+    and does not depend on their order, so the attention is unchanged. The reference path
     (`naive_attention = True`) is the published computation, op for op.
     """
 
@@ -166,19 +185,29 @@ class TransformerBlock(nn.Module):
         return x.unflatten(-1, (self.num_heads, self.head_dim)).transpose(1, 2)  # (B, H, T, d)
 
     # --- production -----------------------------------------------------------------------------
+    def _pairs_to_halves(self, weight: torch.Tensor) -> torch.Tensor:
+        """Reorder q/k projection rows so each head lists its even features, then its odd ones."""
+        d = self.head_dim
+        return weight.unflatten(0, (self.num_heads, d // 2, 2)).transpose(1, 2).reshape(weight.shape)
+
+    def _fused_weight(self) -> torch.Tensor:
+        return torch.cat((self._pairs_to_halves(self.xq.weight), self._pairs_to_halves(self.xk.weight),
+                          self.xv.weight), dim=0)
+
     def qkv_weight(self) -> torch.Tensor:
-        """[xq; xk; xv] weights as one (3D, D) matrix; cached between calls while grads are off."""
+        """[xq; xk; xv] as one (3D, D) matrix, q and k rows in (even, odd) order per head;
+        cached between calls while gradients are off."""
         params = (self.xq.weight, self.xk.weight, self.xv.weight)
+        if torch.compiler.is_compiling():
+            return self._fused_weight()
         if torch.is_grad_enabled() and any(p.requires_grad for p in params):
             self._qkv_cache = None
-            return torch.cat(params, dim=0)
-        if torch.compiler.is_compiling():
-            return torch.cat(params, dim=0)
+            return self._fused_weight()
         key = tuple((p.data_ptr(), p._version, p.dtype, p.device) for p in params)
         if self._qkv_cache is None or self._qkv_cache[0] != key:
             # A normal (not inference-mode) tensor, so later grad-enabled calls may use it.
             with torch.inference_mode(False), torch.no_grad():
-                self._qkv_cache = (key, torch.cat(params, dim=0))
+                self._qkv_cache = (key, self._fused_weight())
         return self._qkv_cache[1]
 
     def forward_fast(self, inputs: torch.Tensor, rope: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
@@ -188,10 +217,9 @@ class TransformerBlock(nn.Module):
         # Accumulating a residual inside addmm would round the residual stream to the autocast
         # dtype, so the fusion is used only outside autocast.
         fuse = not dropout_on and not torch.is_autocast_enabled(inputs.device.type)
-        cos, sin = rope
         x = self.layer_norm1(inputs)
         qkv = F.linear(x, self.qkv_weight()).unflatten(-1, (3, self.num_heads, self.head_dim))  # (B, T, 3, H, d)
-        qk = rotate(qkv[:, :, :2], cos[:, None, None, :], sin[:, None, None, :])
+        qk = _rotate_halves(qkv[:, :, :2], rope[0][:, 0::2], rope[1][:, 0::2])
         q, k, v = qk[:, :, 0].transpose(1, 2), qk[:, :, 1].transpose(1, 2), qkv[:, :, 2].transpose(1, 2)
         attended = F.scaled_dot_product_attention(q, k, v, dropout_p=self.dropout if dropout_on else 0.0)
         attended = attended.transpose(1, 2).reshape(batch * length, dims)
@@ -202,9 +230,10 @@ class TransformerBlock(nn.Module):
             mlp_inputs = self.dropout2(self.fc1(attended)) + flat_inputs
         h = self.fc2(self.layer_norm2(mlp_inputs))
         h = torch.ops.aten.gelu_(h) if _inplace_ok(h) else F.gelu(h)
-        if fuse:
-            out = torch.addmm(mlp_inputs, h, self.fc3.weight.t())
-            out = out.add_(self.fc3.bias) if _inplace_ok(out) else out + self.fc3.bias
+        if fuse and _inplace_ok(mlp_inputs):
+            out = mlp_inputs.addmm_(h, self.fc3.weight.t()).add_(self.fc3.bias)  # LN2 has read mlp_inputs
+        elif fuse:
+            out = torch.addmm(mlp_inputs, h, self.fc3.weight.t()) + self.fc3.bias
         else:
             out = self.dropout3(self.fc3(h)) + mlp_inputs
         return out.view(batch, length, dims)

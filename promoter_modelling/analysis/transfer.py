@@ -1,0 +1,230 @@
+"""Zero-shot transfer: how well do a (pretrained) model's head outputs track the fluorescence
+measurements without any training on them? (eval_transfer_performance.py)
+
+The model's heads are grouped as the published script groups its training tasks: the four
+SuRE genome heads form one group (`SuRE_classification`: 5-class softmax per cell, averaged over
+genomes, then the expected bin 0..4 per cell; `SuRE_regression`: outputs averaged), every other
+head is its own group (so RNASeq gives LL100, CCLE, Roadmap). Classifier heads are compared as
+probabilities, regression heads as raw outputs.
+
+`--output_inds_to_compare` holds one space-separated group per head group, in order; each group
+has one comma-separated entry per output of the evaluated task (JURKAT, K562, THP1 for
+FluorescenceData): the head output compared with that cell, or -1 to skip it. Example for
+SuRE_classification,Sharpr_MPRA: "-1,0,-1 -1,2,-1" compares K562 with the expected K562 SuRE bin
+and with Sharpr output 2.
+
+Every promoter of the evaluated task is predicted (train, val and test, as published). Pearson r
+and Spearman rho are printed and written to `<root_dir>/transfer_performance/<name>_on_<task>.csv`
+with scatter plots in `..._on_<task>.png`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+import scipy.stats
+import torch
+
+from promoter_modelling.errors import InputError
+from promoter_modelling.heads import BINARY, GROUPED_MULTICLASS, MASKED_MULTILABEL, HeadSpec
+
+OUTPUT_DIR = "transfer_performance"
+SURE_PREFIX = "SuRE_"
+
+
+@dataclass
+class HeadGroup:
+    """Heads compared as one unit, and the names of the outputs it provides."""
+
+    name: str
+    specs: list[HeadSpec] = field(default_factory=list)
+
+    @property
+    def output_names(self) -> list[str]:
+        spec = self.specs[0]
+        if spec.kind == GROUPED_MULTICLASS:
+            return [f"{name}_expected" for name in spec.output_names]
+        return list(spec.output_names)
+
+
+def head_groups(specs: list[HeadSpec]) -> list[HeadGroup]:
+    """Group a model's heads: SuRE genome heads of one kind together, every other head alone."""
+    groups: list[HeadGroup] = []
+    by_name: dict[str, HeadGroup] = {}
+    for spec in specs:
+        if spec.name.startswith(SURE_PREFIX):
+            key = "SuRE_classification" if spec.kind == GROUPED_MULTICLASS else "SuRE_regression"
+        else:
+            key = spec.name
+        if key not in by_name:
+            by_name[key] = HeadGroup(key)
+            groups.append(by_name[key])
+        group = by_name[key]
+        if group.specs and group.specs[0].output_names != spec.output_names:
+            raise InputError(f"heads {group.specs[0].name} and {spec.name} have different outputs; cannot average them")
+        group.specs.append(spec)
+    return groups
+
+
+def head_values(spec: HeadSpec, logits: np.ndarray) -> np.ndarray:
+    """Comparable values of one head: expected class per output for grouped multiclass heads
+    (softmax per output's own class group), probabilities for binary heads, raw regression outputs."""
+    if spec.kind == GROUPED_MULTICLASS:
+        groups = torch.as_tensor(logits, dtype=torch.float64).reshape(len(logits), len(spec.output_names),
+                                                                        spec.num_classes)
+        probabilities = groups.softmax(dim=-1)
+        return (probabilities * torch.arange(spec.num_classes, dtype=torch.float64)).sum(dim=-1).numpy()
+    if spec.kind in (BINARY, MASKED_MULTILABEL):
+        return 1.0 / (1.0 + np.exp(-np.asarray(logits, dtype=np.float64)))
+    return np.asarray(logits, dtype=np.float64)
+
+
+def group_predictions(model, groups: list[HeadGroup], codes: np.ndarray, batch_size: int,
+                      device) -> dict[str, np.ndarray]:
+    """(N, outputs) values per group over all promoters; heads of a group are averaged."""
+    from promoter_modelling.inference import predict_inputs
+
+    heads = [spec.name for group in groups for spec in group.specs]
+    logits = predict_inputs(model, codes, batch_size, device, heads=heads)
+    return {group.name: np.mean([head_values(spec, logits[spec.name]) for spec in group.specs], axis=0)
+            for group in groups}
+
+
+def parse_output_inds(text: str, groups: list[HeadGroup], eval_outputs: list[str]) -> list[list[int]]:
+    """Parse --output_inds_to_compare against the model's head groups and the evaluated outputs."""
+    parts = text.split()
+    described = "; ".join(f"{g.name} ({len(g.output_names)} outputs)" for g in groups)
+    if len(parts) != len(groups):
+        raise InputError(f"--output_inds_to_compare has {len(parts)} group(s) but the model has {len(groups)} head "
+                         f"group(s): {described}")
+    parsed = []
+    for part, group in zip(parts, groups):
+        entries = part.split(",")
+        if len(entries) != len(eval_outputs):
+            raise InputError(f"--output_inds_to_compare group {part!r} (head group {group.name}) has {len(entries)} "
+                             f"entries; expected one per evaluated output: {', '.join(eval_outputs)}")
+        try:
+            indices = [int(e) for e in entries]
+        except ValueError:
+            raise InputError(f"--output_inds_to_compare group {part!r}: entries must be integers (-1 to skip)") from None
+        for index in indices:
+            if index < -1 or index >= len(group.output_names):
+                raise InputError(f"--output_inds_to_compare group {part!r}: index {index} is outside head group "
+                                 f"{group.name}'s outputs 0..{len(group.output_names) - 1} (or -1 to skip)")
+        parsed.append(indices)
+    return parsed
+
+
+def compare(predictions: dict[str, np.ndarray], groups: list[HeadGroup], y: np.ndarray, eval_outputs: list[str],
+            indices: list[list[int]]) -> tuple[pd.DataFrame, list[dict]]:
+    """Pearson and Spearman correlation of every chosen (head output, measured output) pair."""
+    rows, panels = [], []
+    for group, chosen in zip(groups, indices):
+        for target, index in enumerate(chosen):
+            if index == -1:
+                continue
+            pred, actual = predictions[group.name][:, index], y[:, target]
+            finite = np.isfinite(pred) & np.isfinite(actual)
+            pred, actual = pred[finite], actual[finite]
+            constant = len(pred) < 3 or np.ptp(pred) == 0 or np.ptp(actual) == 0
+            pearson = float("nan") if constant else float(scipy.stats.pearsonr(pred, actual)[0])
+            spearman = float("nan") if constant else float(scipy.stats.spearmanr(pred, actual)[0])
+            source = group.output_names[index]
+            rows.append({"head_group": group.name, "head_output_index": index, "head_output": source,
+                         "evaluated_output": eval_outputs[target], "num_sequences": int(len(pred)),
+                         "pearson_r": pearson, "spearman_rho": spearman})
+            panels.append({"x": pred, "y": actual, "xlabel": f"{group.name}: {source}",
+                           "ylabel": f"measured {eval_outputs[target]}",
+                           "title": f"r = {pearson:.3f}, rho = {spearman:.3f}"})
+    return pd.DataFrame(rows), panels
+
+
+def transfer_model_runs(args: argparse.Namespace) -> tuple[str, int, str]:
+    """(run name, number of seeds, metric direction) of the model a command evaluates."""
+    from promoter_modelling import runs
+    from promoter_modelling.analysis.common import final_name
+
+    if args.modelling_strategy == "pretrain":
+        if not args.pretrain_tasks:
+            raise InputError("--modelling_strategy pretrain needs --pretrain_tasks")
+        name = runs.pretrain_name(args.model_name, args.pretrain_tasks, args.model_size)
+        return name, 1, args.pretrain_metric_direction_which_is_optimal
+    return final_name(args), args.num_random_seeds, args.metric_direction_which_is_optimal
+
+
+def evaluate_transfer(args: argparse.Namespace) -> dict:
+    """Run eval_transfer_performance for a command line; returns the table and output paths."""
+    from promoter_modelling.analysis import plots
+    from promoter_modelling.analysis.common import (
+        best_seed_model,
+        fluorescence_data,
+        output_dir,
+        resolve_device,
+        seed_models,
+    )
+    from promoter_modelling.checkpoints import load_checkpoint_model
+    from promoter_modelling.config import load_paths
+    from promoter_modelling.io_utils import save_table
+    from promoter_modelling.tasks.registry import build_task
+
+    paths = load_paths(args.config_path)
+    name, num_seeds, direction = transfer_model_runs(args)
+    chosen = best_seed_model(seed_models(paths, name, num_seeds, direction, args.data_split_seeds), direction)
+    print(f"Best existing model across seeds is: {chosen.checkpoint}")
+    device = resolve_device(args.device)
+    model = load_checkpoint_model(chosen.checkpoint, map_location=device)
+    if getattr(model, "input_kind", "onehot") != "onehot":
+        raise InputError(f"{chosen.checkpoint}: transfer evaluation supports one-hot sequence models only")
+    groups = head_groups(model.head_specs)
+    eval_outputs = list(build_task(args.task_to_evaluate, paths.root_data_dir).head.output_names)
+    indices = parse_output_inds(args.output_inds_to_compare, groups, eval_outputs)
+    table, codes = fluorescence_data(paths, args.task_to_evaluate)
+    y = table[eval_outputs].to_numpy(dtype=np.float64)
+    with torch.inference_mode():
+        predictions = group_predictions(model, groups, codes, args.batch_size, device)
+    results, panels = compare(predictions, groups, y, eval_outputs, indices)
+    for group in groups:
+        print(f"Comparing predictions from head group {group.name} ({', '.join(s.name for s in group.specs)}) "
+              f"to {args.task_to_evaluate}")
+        for row in results[results["head_group"] == group.name].itertuples():
+            print(f"  PearsonR between {row.head_output} and {row.evaluated_output} = {row.pearson_r} "
+                  f"≈ {round(row.pearson_r, 4)}")
+            print(f"  SpearmanR between {row.head_output} and {row.evaluated_output} = {row.spearman_rho} "
+                  f"≈ {round(row.spearman_rho, 4)}")
+    results.insert(0, "run", chosen.run)
+    prefix = os.path.join(output_dir(paths, OUTPUT_DIR), f"{name}_on_{args.task_to_evaluate}")
+    save_table(results, f"{prefix}.csv", sep=",")
+    plot = plots.scatter_panels(panels, f"{prefix}.png", f"{name}: head outputs vs {args.task_to_evaluate}")
+    print(f"table: {prefix}.csv")
+    if plot:
+        print(f"scatter plots: {plot}")
+    return {"table": results, "table_path": f"{prefix}.csv", "plot_path": plot, "checkpoint": chosen.checkpoint}
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """Flags of eval_transfer_performance.py beyond the training ones."""
+    from promoter_modelling.analysis.common import add_model_flags
+
+    parser.add_argument("--task_to_evaluate", default="FluorescenceData",
+                        choices=("FluorescenceData", "FluorescenceData_JURKAT", "FluorescenceData_K562",
+                                 "FluorescenceData_THP1"))
+    parser.add_argument("--output_inds_to_compare", required=True,
+                        help="space-separated groups, one per head group, each with one comma-separated head "
+                             "output index per evaluated output (-1 skips), e.g. \"33,-1,55 88,12,21\"")
+    add_model_flags(parser)
+    parser.set_defaults(batch_size=512)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> dict:
+    """Entry point of eval_transfer_performance.py."""
+    from promoter_modelling.cli import add_train_arguments
+
+    parser = argparse.ArgumentParser(description="Compare a trained model's head outputs with the fluorescence "
+                                                 "measurements (zero-shot transfer)")
+    args = add_arguments(add_train_arguments(parser)).parse_args(argv)
+    return evaluate_transfer(args)

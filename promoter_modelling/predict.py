@@ -1,0 +1,374 @@
+"""Predict expression for DNA sequences with trained checkpoints: one model or a seed ensemble.
+
+    promoter-modelling predict --checkpoint best.ckpt [--checkpoint seed_1.ckpt ...] \\
+        --input sequences.fa --output predictions.csv
+
+Input is FASTA (`>id` lines, sequences on one or more lines) or a CSV/TSV table with a
+`sequence` column (an `id` or `name` column is carried over); `.gz` files are read directly.
+Output is a CSV with the id (when there is one), the input sequence and one `pred_<output>`
+column per output of the model's head (`pred_<head>_<output>` when several heads are
+predicted). With several checkpoints the predictions are the mean over checkpoints.
+
+Sequences must have the length the model was trained on (recorded in the checkpoint);
+`--pad_or_crop` centre-crops longer ones and pads shorter ones with N on both sides (the extra
+base, when the difference is odd, goes to the right end) instead of refusing them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import os
+import re
+import sys
+import tempfile
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from promoter_modelling import sequence as seqlib
+from promoter_modelling.errors import InputError
+from promoter_modelling.heads import BINARY, GROUPED_MULTICLASS, MASKED_MULTILABEL, HeadSpec
+from promoter_modelling.io_utils import save_table
+
+ID_COLUMNS = ("id", "name", "sequence_id", "seq_id")
+_INVALID = re.compile(r"[^ACGTNacgtn]")
+
+
+@dataclass
+class SequenceRecords:
+    """Sequences read from a file, with ids (if any) and a label per record for messages."""
+
+    sequences: list[str]
+    ids: list[str] | None = None
+    id_column: str | None = None
+    labels: list[str] | None = None
+    source: str = "sequences"
+
+    def label(self, i: int) -> str:
+        if self.labels:
+            return self.labels[i]
+        return f"sequence {i + 1}" + (f" ({self.ids[i]!r})" if self.ids else "")
+
+
+# --- reading -----------------------------------------------------------------------------------
+
+def _open_text(path: str):
+    return gzip.open(path, "rt", encoding="utf-8") if path.endswith(".gz") else open(path, encoding="utf-8")
+
+
+def _first_char(path: str) -> str:
+    with _open_text(path) as handle:
+        for line in handle:
+            if line.strip():
+                return line.lstrip()[0]
+    return ""
+
+
+def read_fasta(path: str) -> SequenceRecords:
+    """Records of a FASTA file; ids are the first word of each header."""
+    ids: list[str] = []
+    labels: list[str] = []
+    chunks: list[list[str]] = []
+    with _open_text(path) as handle:
+        for number, line in enumerate(handle, start=1):
+            line = line.strip()
+            if not line:
+                continue
+            if line.startswith(">"):
+                name = line[1:].split(maxsplit=1)[0] if line[1:].strip() else ""
+                if not name:
+                    raise InputError(f"{path}: line {number}: FASTA header without a name")
+                ids.append(name)
+                labels.append(f"record {name!r} (line {number})")
+                chunks.append([])
+            elif not chunks:
+                raise InputError(f"{path}: line {number}: sequence data before the first '>' header")
+            else:
+                chunks[-1].append(line.replace(" ", ""))
+    sequences = ["".join(c) for c in chunks]
+    for label, seq in zip(labels, sequences):
+        if not seq:
+            raise InputError(f"{path}: {label} has an empty sequence")
+    return SequenceRecords(sequences, ids, "id", labels, path)
+
+
+def read_table_sequences(path: str) -> SequenceRecords:
+    """Records of a CSV/TSV file with a `sequence` column (tab-separated for .tsv/.tab/.txt,
+    otherwise guessed from the header line)."""
+    base = path[:-3] if path.endswith(".gz") else path
+    if base.endswith((".tsv", ".tab", ".txt")):
+        sep = "\t"
+    elif base.endswith(".csv"):
+        sep = ","
+    else:
+        with _open_text(path) as handle:
+            sep = "\t" if "\t" in handle.readline() else ","
+    try:
+        table = pd.read_csv(path, sep=sep, dtype=str, keep_default_na=False, skip_blank_lines=True)
+    except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError) as exc:
+        raise InputError(f"{path}: cannot be parsed as a {'TSV' if sep == chr(9) else 'CSV'} table "
+                         f"({str(exc).splitlines()[0]})") from exc
+    columns = {str(c).strip().lower(): c for c in table.columns}
+    if "sequence" not in columns:
+        raise InputError(f"{path}: no 'sequence' column (found: {', '.join(map(str, table.columns))}); "
+                         "give a table with a 'sequence' column or a FASTA file")
+    if table.empty:
+        raise InputError(f"{path}: no sequences (the table has only a header)")
+    sequences = [s.strip() for s in table[columns["sequence"]].tolist()]
+    id_column = next((columns[c] for c in ID_COLUMNS if c in columns), None)
+    ids = table[id_column].astype(str).tolist() if id_column is not None else None
+    labels = [f"row {i + 2}" + (f" ({ids[i]!r})" if ids else "") for i in range(len(sequences))]
+    empty = [i for i, s in enumerate(sequences) if not s]
+    if empty:
+        raise InputError(f"{path}: {labels[empty[0]]} has an empty sequence")
+    return SequenceRecords(sequences, ids, id_column, labels, path)
+
+
+FASTA_SUFFIXES = (".fa", ".fasta", ".fna", ".fas", ".fa.gz", ".fasta.gz", ".fna.gz", ".fas.gz")
+
+
+def read_sequences(path: str) -> SequenceRecords:
+    """Read FASTA (a FASTA file name, or first character '>') or a CSV/TSV table with a
+    `sequence` column."""
+    if not os.path.exists(path):
+        raise InputError(f"{path}: file not found")
+    if os.path.getsize(path) == 0:
+        raise InputError(f"{path}: file is empty")
+    try:
+        first = _first_char(path)
+        if not first:
+            raise InputError(f"{path}: file is empty (only blank lines)")
+        fasta = first == ">" or path.lower().endswith(FASTA_SUFFIXES)
+        records = read_fasta(path) if fasta else read_table_sequences(path)
+    except (UnicodeDecodeError, gzip.BadGzipFile, EOFError) as exc:
+        raise InputError(f"{path}: not a text FASTA/CSV/TSV file ({exc})") from exc
+    if not records.sequences:
+        raise InputError(f"{path}: no sequences found")
+    return records
+
+
+# --- checking and adjusting ----------------------------------------------------------------------
+
+def check_bases(records: SequenceRecords) -> None:
+    """Refuse the first sequence with a character other than A, C, G, T or N (either case)."""
+    try:
+        seqlib.encode_ragged(records.sequences)
+    except InputError:
+        for i, seq in enumerate(records.sequences):
+            bad = _INVALID.search(seq)
+            if bad:
+                raise InputError(f"{records.source}: {records.label(i)} has invalid character {bad.group()!r} at "
+                                 f"position {bad.start() + 1} (allowed: A, C, G, T, N)") from None
+        raise
+
+
+def fit_length(records: SequenceRecords, length: int | None, pad_or_crop: bool) -> tuple[list[str], list[str]]:
+    """Sequences at the model's length, and what was done to each ("", "cropped", "padded").
+
+    Without `pad_or_crop` a sequence of another length is refused, naming it; with it, longer
+    sequences are centre-cropped and shorter ones padded with N on both sides.
+    """
+    sequences = records.sequences
+    lengths = np.fromiter((len(s) for s in sequences), dtype=np.int64, count=len(sequences))
+    if length is None:
+        other = np.flatnonzero(lengths != lengths[0])
+        if other.size:
+            i = int(other[0])
+            raise InputError(f"{records.source}: {records.label(i)} is {lengths[i]} bp but {records.label(0)} is "
+                             f"{lengths[0]} bp; give sequences of one length, or --sequence_length with --pad_or_crop")
+        return list(sequences), [""] * len(sequences)
+    wrong = np.flatnonzero(lengths != length)
+    if wrong.size and not pad_or_crop:
+        i = int(wrong[0])
+        raise InputError(f"{records.source}: {records.label(i)} is {lengths[i]} bp but the model expects {length} bp "
+                         f"({wrong.size} of {len(sequences)} sequences differ); --pad_or_crop centre-crops longer "
+                         "and N-pads shorter sequences")
+    fitted, actions = list(sequences), [""] * len(sequences)
+    for i in wrong.tolist():
+        seq = sequences[i]
+        if len(seq) > length:
+            start = (len(seq) - length) // 2
+            fitted[i], actions[i] = seq[start:start + length], "cropped"
+        else:
+            left = (length - len(seq)) // 2
+            fitted[i], actions[i] = "N" * left + seq + "N" * (length - len(seq) - left), "padded"
+    if wrong.size:
+        cropped = actions.count("cropped")
+        print(f"[predict] {cropped} sequence(s) centre-cropped and {wrong.size - cropped} N-padded to {length} bp",
+              file=sys.stderr)
+    return fitted, actions
+
+
+# --- predicting ----------------------------------------------------------------------------------
+
+def output_columns(spec: HeadSpec, prefix: str) -> list[str]:
+    """Prediction column names of one head (one per logit)."""
+    if spec.kind == GROUPED_MULTICLASS:
+        return [f"{prefix}{o}_class{c}" for o in spec.output_names for c in range(spec.num_classes)]
+    return [f"{prefix}{o}" for o in spec.output_names]
+
+
+def _probabilities(spec: HeadSpec, values: np.ndarray) -> np.ndarray:
+    if spec.kind in (BINARY, MASKED_MULTILABEL):
+        return 1.0 / (1.0 + np.exp(-values))
+    if spec.kind == GROUPED_MULTICLASS:
+        groups = values.reshape(len(values), len(spec.output_names), spec.num_classes)
+        groups = np.exp(groups - groups.max(axis=-1, keepdims=True))
+        return (groups / groups.sum(axis=-1, keepdims=True)).reshape(values.shape)
+    return values
+
+
+def _expected_length(model, heads: list[str], sequence_length: int | None, path: str) -> int | None:
+    if sequence_length:
+        return int(sequence_length)
+    if model.input_kind != "onehot":
+        return None  # token / motif-count models read sequences of any length
+    known = {h: model.sequence_lengths[h] for h in heads if h in getattr(model, "sequence_lengths", {})}
+    if len(set(known.values())) > 1:
+        raise InputError(f"{path}: heads {', '.join(f'{h} ({n} bp)' for h, n in known.items())} were trained on "
+                         "different sequence lengths; choose heads of one length with --heads")
+    if known:
+        return next(iter(known.values()))
+    return getattr(model.backbone, "seq_len", None)
+
+
+def _model_inputs(model, sequences: list[str], options: dict, cache: dict) -> np.ndarray:
+    kind = model.input_kind
+    if kind not in cache:
+        if kind == "onehot":
+            cache[kind] = seqlib.encode(sequences)
+        else:
+            from promoter_modelling.tasks.inputs import build_inputs
+
+            merged = dict(options)
+            dnabert = (model.hparams.backbone_kwargs or {}).get("dnabert_path")
+            if kind == "tokens" and dnabert and "dnabert_path" not in merged:
+                merged["dnabert_path"] = dnabert
+            with tempfile.TemporaryDirectory() as scratch:
+                cache[kind] = np.asarray(build_inputs(kind, sequences, scratch, merged))
+    return cache[kind]
+
+
+def predict_sequences(checkpoints: str | Sequence[str], sequences: Sequence[str] | SequenceRecords, *,
+                      ids: Sequence[str] | None = None, heads: Sequence[str] | None = None, batch_size: int = 256,
+                      device: str | None = None, sequence_length: int | None = None, pad_or_crop: bool = False,
+                      probabilities: bool = False, input_options: dict | None = None,
+                      progress: bool = False) -> pd.DataFrame:
+    """Predictions of one checkpoint, or the mean over several (a seed ensemble), per sequence.
+
+    Returns a table with the ids (when given), the sequences as given and the prediction
+    columns (`pred_<output>`, or `pred_<head>_<output>` with several heads). Classifier heads
+    give logits, or probabilities with `probabilities=True` (then averaged over checkpoints).
+    `input_options` carries what token / motif-count models need (dnabert_path, meme_file).
+    """
+    from promoter_modelling.checkpoints import load_checkpoint_model
+    from promoter_modelling.inference import predict_inputs
+
+    paths = [checkpoints] if isinstance(checkpoints, str) else list(checkpoints)
+    if not paths:
+        raise InputError("no checkpoint given")
+    records = sequences if isinstance(sequences, SequenceRecords) else SequenceRecords(
+        list(sequences), list(ids) if ids is not None else None, "id" if ids is not None else None)
+    if records.ids is not None and len(records.ids) != len(records.sequences):
+        raise InputError(f"{len(records.ids)} ids for {len(records.sequences)} sequences")
+    if not records.sequences:
+        raise InputError(f"{records.source}: no sequences to predict")
+    check_bases(records)
+    total: dict[str, np.ndarray] = {}
+    inputs_by_kind: dict[str, np.ndarray] = {}
+    specs: list[HeadSpec] = []
+    fitted: list[str] | None = None
+    actions: list[str] = []
+    length: int | None = None
+    for n, path in enumerate(paths):
+        with warnings.catch_warnings():  # metric objects built with the model warn about memory use
+            warnings.filterwarnings("ignore", message=".*save all targets and predictions.*")
+            model = load_checkpoint_model(path)
+        model_specs = {s.name: s for s in model.head_specs}
+        if n == 0:
+            chosen = list(heads) if heads else list(model_specs)
+            unknown = [h for h in chosen if h not in model_specs]
+            if unknown:
+                raise InputError(f"{path}: the model has no head {', '.join(unknown)} (its heads: "
+                                 f"{', '.join(model_specs)})")
+            specs = [model_specs[h] for h in chosen]
+            length = _expected_length(model, chosen, sequence_length, path)
+            fitted, actions = fit_length(records, length, pad_or_crop)
+        else:
+            differ = [s.name for s in specs if s.name not in model_specs
+                      or model_specs[s.name].output_names != s.output_names or model_specs[s.name].kind != s.kind]
+            if differ:
+                raise InputError(f"{path}: head {', '.join(differ)} differs from {paths[0]} (an ensemble needs "
+                                 "checkpoints trained on the same tasks)")
+            other = _expected_length(model, [s.name for s in specs], sequence_length, path)
+            if other is not None and length is not None and other != length:
+                raise InputError(f"{path}: trained on {other}-bp sequences but {paths[0]} on {length} bp")
+        inputs = _model_inputs(model, fitted, input_options or {}, inputs_by_kind)
+        out = predict_inputs(model, inputs, batch_size=batch_size, device=device, heads=[s.name for s in specs],
+                             progress=progress)
+        for spec in specs:
+            values = out[spec.name].astype(np.float64)
+            values = _probabilities(spec, values) if probabilities else values
+            total[spec.name] = total.get(spec.name, 0.0) + values
+        del model
+    frame = pd.DataFrame()
+    if records.ids is not None:
+        frame[records.id_column or "id"] = records.ids
+    frame["sequence"] = records.sequences
+    if pad_or_crop:
+        frame["length_adjustment"] = actions
+    for spec in specs:
+        prefix = "pred_" if len(specs) == 1 else f"pred_{spec.name}_"
+        mean = (total[spec.name] / len(paths)).astype(np.float32)
+        for i, column in enumerate(output_columns(spec, prefix)):
+            frame[column] = mean[:, i]
+    return frame
+
+
+def write_predictions(frame: pd.DataFrame, path: str) -> str:
+    """Write predictions atomically (tab-separated for .tsv, otherwise CSV)."""
+    save_table(frame, path, sep="\t" if path.endswith(".tsv") else ",")
+    return path
+
+
+def main(argv: list[str] | None = None) -> None:
+    """`promoter-modelling predict`: sequences file in, predictions CSV out."""
+    parser = argparse.ArgumentParser(prog="promoter-modelling predict", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--checkpoint", action="extend", nargs="+", required=True,
+                        help="checkpoint(s) of this package; several are averaged (repeat the flag or list them)")
+    parser.add_argument("--input", required=True, help="FASTA, or CSV/TSV with a 'sequence' column (.gz allowed)")
+    parser.add_argument("--output", required=True, help="predictions file (CSV; TSV when it ends in .tsv)")
+    parser.add_argument("--heads", default=None, help="comma-separated heads to predict (default: all)")
+    parser.add_argument("--batch_size", type=int, default=256)
+    parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1, ... (default: a GPU when there is one)")
+    parser.add_argument("--sequence_length", type=int, default=None,
+                        help="expected length (default: the length recorded in the checkpoint)")
+    parser.add_argument("--pad_or_crop", action="store_true",
+                        help="centre-crop longer and N-pad shorter sequences instead of refusing them")
+    parser.add_argument("--probabilities", action="store_true", help="classifier heads: probabilities, not logits")
+    parser.add_argument("--motif_meme_file", default=None, help="MEME motifs (MotifBasedFCN models)")
+    parser.add_argument("--dnabert_path", default=None, help="DNABERT tokenizer folder or hub id (DNABERT models)")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    args = parser.parse_args(argv)
+    if args.batch_size < 1:
+        raise InputError(f"--batch_size must be at least 1, got {args.batch_size}")
+    options = {k: v for k, v in (("meme_file", args.motif_meme_file), ("dnabert_path", args.dnabert_path)) if v}
+    records = read_sequences(args.input)
+    heads = [h.strip() for h in args.heads.split(",") if h.strip()] if args.heads else None
+    frame = predict_sequences(args.checkpoint, records, heads=heads, batch_size=args.batch_size, device=args.device,
+                              sequence_length=args.sequence_length, pad_or_crop=args.pad_or_crop,
+                              probabilities=args.probabilities, input_options=options, progress=not args.quiet)
+    write_predictions(frame, args.output)
+    averaged = f", mean of {len(args.checkpoint)} checkpoints" if len(args.checkpoint) > 1 else ""
+    print(f"wrote predictions for {len(frame)} sequences to {args.output}{averaged}")
+
+
+if __name__ == "__main__":
+    from promoter_modelling.cli import run_cli
+
+    run_cli(main)
