@@ -217,7 +217,9 @@ class MultiTaskDataModule(L.LightningDataModule):
         metrics equal one process's."""
         trainer = self.trainer
         if trainer is None or trainer.world_size <= 1 or len(loader.dataset) < trainer.world_size:
-            return loader  # (a set smaller than the number of processes is used whole by each)
+            return loader  # (a set smaller than the number of processes: left to Lightning)
+        if isinstance(loader.sampler, torch.utils.data.RandomSampler):
+            return loader  # its order differs per process: Lightning's DistributedSampler shuffles instead
         from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSampler
         from torch.utils.data import DataLoader
 
