@@ -22,7 +22,7 @@ demo: setup
 
 test: setup
 	$(PY) -m ruff check .
-	$(PY) -m pytest
+	$(PY) -m pytest -n 2 --dist loadfile --durations=15
 
 lint: setup
 	$(PY) -m ruff check .

@@ -6,6 +6,12 @@ import os
 
 import pytest
 
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # two test processes on two cores: one compute thread each avoids oversubscription
+    import torch
+
+    torch.set_num_threads(1)
+
 os.environ.setdefault("WANDB_MODE", "disabled")
 os.environ.setdefault("PYTHONHASHSEED", "0")
 
