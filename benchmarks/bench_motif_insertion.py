@@ -15,7 +15,9 @@ Printed figures:
 - `model_pass_seconds`: one model pass over all promoters (with that motif's insertions), from
   timing `run_insertion` on `--timed_motifs` motifs;
 - `analysis_seconds` (with --full), or `projected_analysis_seconds` = (motifs + 1) x
-  model_pass_seconds + statistics_and_table_seconds, and whether it meets the 120 s target.
+  model_pass_seconds + statistics_and_table_seconds, and whether it meets the 120 s target;
+- for MTLucifer, the job's analytic model FLOPs and the time they need at this device's fp32
+  matmul rate (no implementation can beat it): the floor for the model part.
 """
 
 from __future__ import annotations
@@ -60,6 +62,20 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="motifs whose model passes are timed for the projection (without --full)")
     parser.add_argument("--full", action="store_true", help="run every motif through the model")
     return parser.parse_args(argv)
+
+
+def matmul_rate(device: torch.device, n: int = 2048, repeats: int = 3) -> float:
+    """Best fp32 FLOP/s of an (n, n) @ (n, n) matmul: the device's dense-math limit."""
+    a, b = torch.randn(n, n, device=device), torch.randn(n, n, device=device)
+    best = float("inf")
+    for i in range(repeats + 1):
+        start = time.perf_counter()
+        torch.matmul(a, b)
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        if i:  # the first product warms up
+            best = min(best, time.perf_counter() - start)
+    return 2 * n**3 / best
 
 
 def overhead_seconds(codes: np.ndarray, motifs: list, num_insertions: int, out_dir: str) -> tuple[float, float]:
@@ -117,6 +133,14 @@ def main(argv: list[str] | None = None) -> float:
             report("model_sequences_per_second", args.num_sequences / per_pass, "seq/s")
             seconds = per_pass * (len(motifs) + 1) + statistics
             report("projected_analysis_seconds", seconds, "s")
+    if args.model_name == "MTLucifer":
+        from promoter_modelling.performance import mtlucifer_flops
+
+        total = mtlucifer_flops(model.backbone, codes.shape[1]) * args.num_sequences * (len(motifs) + 1)
+        limit = matmul_rate(device)
+        report("model_flops_whole_job", total / 1e12, "TFLOP")
+        report("matmul_limit", limit / 1e9, "GFLOP/s")
+        report("lower_bound_seconds_at_matmul_limit", total / limit, "s")
     report("target_seconds", TARGET_SECONDS, "s")
     report("meets_target", "yes" if seconds < TARGET_SECONDS else "no")
     return seconds

@@ -8,12 +8,13 @@ Before timing, the production forward is checked against the reference forward (
 mode, same inputs; they must agree to 1e-5). Then, for inference (torch.inference_mode) and
 for training (forward, MSE loss on a 3-output linear head, backward and an AdamW step, in
 train mode with dropout on), the production and reference paths are timed in alternating
-rounds, each timing right after timing a large fp32 (bf16 with --precision bf16) matmul:
+rounds, each timing right after timing a large fp32 (bf16 with --precision bf16) matmul over
+a window as long as the model timing:
 
     efficiency = analytic model FLOPs per sequence x sequences/s / matmul FLOP/s
 
-with training counted as 3x the forward FLOPs, best times on both sides, and the highest
-matmul rate seen as the limit. Peak memory is measured per path in a fresh process on CPU
+with training counted as 3x the forward FLOPs, the best model time, and the highest matmul
+rate seen as the limit. Peak memory is measured per path in a fresh process on CPU
 (peak resident set) and with the CUDA allocator's peak on GPU.
 """
 

@@ -84,44 +84,60 @@ def best_time(fn: Callable[[], object], device: torch.device, repeats: int = 3, 
 class MatmulLimit:
     """FLOP/s of an (n, n) @ (n, n) torch.matmul in `dtype`: the machine's dense-math limit.
 
-    Each call times `repeats` products (after the first call's warm-up) and returns the best.
+    A call runs back-to-back products for at least `window` seconds (at least `min_products`)
+    and returns their average rate, so the limit can be timed over as long a window as the
+    model timing it is compared with: on a machine shared with other work, a short window
+    would catch a quiet moment more easily than a long one.
     """
 
-    def __init__(self, device: torch.device, n: int = 4096, dtype: torch.dtype = torch.float32, repeats: int = 3) -> None:
+    def __init__(self, device: torch.device, n: int = 4096, dtype: torch.dtype = torch.float32,
+                 min_products: int = 2) -> None:
         generator = torch.Generator(device="cpu").manual_seed(0)
         self.a = torch.randn(n, n, generator=generator).to(device=device, dtype=dtype)
         self.b = torch.randn(n, n, generator=generator).to(device=device, dtype=dtype)
         self.out = torch.empty(n, n, device=device, dtype=dtype)
-        self.device, self.n, self.repeats, self.warm = device, n, repeats, False
+        self.device, self.n, self.min_products, self.warm = device, n, min_products, False
 
-    def __call__(self) -> float:
-        seconds = best_time(lambda: torch.matmul(self.a, self.b, out=self.out), self.device,
-                            repeats=self.repeats, warmup=0 if self.warm else 2)
-        self.warm = True
-        return 2 * self.n**3 / seconds
+    def __call__(self, window: float = 0.0) -> float:
+        if not self.warm:
+            for _ in range(2):
+                torch.matmul(self.a, self.b, out=self.out)
+            self.warm = True
+        synchronize(self.device)
+        count, start = 0, time.perf_counter()
+        while count < self.min_products or time.perf_counter() - start < window:
+            torch.matmul(self.a, self.b, out=self.out)
+            synchronize(self.device)
+            count += 1
+        return 2 * self.n**3 * count / (time.perf_counter() - start)
 
 
 def interleaved_best(fns: dict[str, Callable[[], object]], device: torch.device, limit: MatmulLimit,
                      repeats: int = 2, warmup: int = 1) -> tuple[dict[str, float], float]:
-    """Best time of each fn, timed in alternating rounds, each timing right after a matmul timing.
+    """Best time of each fn, timed in alternating rounds, each right after timing the matmul
+    limit over a window as long as that fn's previous run.
 
     Alternating the candidates (and the matmul) exposes them to the same background load, so
     their ratio is fair on a shared machine. Returns the best seconds per name and the highest
     matmul FLOP/s seen (the most demanding limit).
     """
-    for fn in fns.values():
+    last = dict.fromkeys(fns, 0.0)
+    for name, fn in fns.items():
         for _ in range(warmup):
+            start = time.perf_counter()
             fn()
-    synchronize(device)
+            synchronize(device)
+            last[name] = time.perf_counter() - start
     best = dict.fromkeys(fns, float("inf"))
     highest = 0.0
     for _ in range(repeats):
         for name, fn in fns.items():
-            highest = max(highest, limit())
+            highest = max(highest, limit(last[name]))
             start = time.perf_counter()
             fn()
             synchronize(device)
-            best[name] = min(best[name], time.perf_counter() - start)
+            last[name] = time.perf_counter() - start
+            best[name] = min(best[name], last[name])
     return best, highest
 
 

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from promoter_modelling import sequence as seqlib
-from promoter_modelling.backbones.blocks import RotaryEmbedding, TransformerBlock, rotate
+from promoter_modelling.backbones.blocks import RotaryEmbedding, TransformerBlock, attention, dropout, rotate
 from promoter_modelling.backbones.registry import build_backbone
 from promoter_modelling.performance import maybe_compile, mtlucifer_flops, select_precision
 
@@ -97,6 +97,22 @@ def test_state_dict_layout_is_unchanged():
     keys = list(model.state_dict())
     maybe_compile(model, True)  # compiled in place: names unchanged
     assert list(model.state_dict()) == keys
+
+
+def test_cpu_dropout_and_explicit_attention():
+    torch.manual_seed(0)
+    x = torch.ones(200_000, requires_grad=True)
+    y = dropout(x, 0.1)
+    kept = y != 0
+    assert abs(1 - kept.float().mean().item() - 0.1) < 0.005
+    torch.testing.assert_close(y[kept], torch.full_like(y[kept], 1 / 0.9))
+    y.sum().backward()
+    torch.testing.assert_close(x.grad, kept.float() / 0.9)
+    assert dropout(x, 0.1, training=False) is x
+    q, k, v = (torch.randn(2, 3, 17, 8) for _ in range(3))
+    # p > 0 takes the explicit CPU form; with p this small nothing is dropped
+    torch.testing.assert_close(attention(q, k, v, 1e-12), torch.nn.functional.scaled_dot_product_attention(q, k, v),
+                               rtol=1e-5, atol=1e-5)
 
 
 def _numpy_rotary(x: np.ndarray, theta: float = 10000.0) -> np.ndarray:

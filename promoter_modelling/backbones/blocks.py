@@ -1,10 +1,10 @@
 """Building blocks shared by the backbones, with the published parameter names.
 
 Convolutions run channels-first (B, C, L) end to end. The transformer block keeps the
-published parameters (separate xq/xk/xv, fc1, fc2, fc3) but computes q, k and v with one
-matmul, rotates q and k together, uses torch's fused attention and, when dropout is inactive,
-folds the residual additions into the matmuls. `TransformerBlock.naive_attention = True`
-switches a block to the published computation step by step (the reference path).
+published parameters (separate xq/xk/xv, fc1, fc2, fc3) and has two paths with equal outputs:
+the production path (one q/k/v matmul, rotary on contiguous halves, fused attention, residuals
+folded into the matmuls when dropout is off) and the published computation step by step
+(`TransformerBlock.naive_attention = True`, the reference path). See docs/performance.md.
 """
 
 from __future__ import annotations
@@ -20,6 +20,32 @@ def _inplace_ok(x: torch.Tensor) -> bool:
     """Overwriting x is safe when autograd will not need it. Under torch.compile the functional
     form is used instead: the compiler fuses it and handles it without graph breaks."""
     return not (torch.is_grad_enabled() and x.requires_grad) and not torch.compiler.is_compiling()
+
+
+def dropout(x: torch.Tensor, p: float, training: bool = True) -> torch.Tensor:
+    """Inverted dropout (zero with probability p, scale the rest by 1/(1-p)).
+
+    On CPU the keep mask is drawn with torch.rand_like, about twice as fast as the bernoulli_
+    sampler behind F.dropout; elsewhere (and under torch.compile) F.dropout is used.
+    """
+    if not training or p == 0:
+        return x
+    if x.device.type != "cpu" or p >= 1 or torch.compiler.is_compiling():
+        return F.dropout(x, p, True)
+    return x.mul(torch.rand_like(x) >= p).mul_(1.0 / (1.0 - p))
+
+
+def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, p: float = 0.0) -> torch.Tensor:
+    """softmax(q k^T / sqrt(d)) with dropout p, times v, for (B, H, T, d) inputs.
+
+    torch's fused kernel when there is no dropout (or off the CPU, where the fused kernels apply
+    dropout themselves); with dropout on a CPU, whose fused kernel has no dropout and whose
+    fallback adds safety passes over the (T, T) weights, the explicit form.
+    """
+    if p > 0 and q.device.type == "cpu" and not torch.compiler.is_compiling():
+        weights = torch.softmax((q * q.shape[-1] ** -0.5) @ k.transpose(-1, -2), dim=-1)
+        return dropout(weights, p) @ v
+    return F.scaled_dot_product_attention(q, k, v, dropout_p=p)
 
 
 class CNNBlock(nn.Module):
@@ -38,7 +64,7 @@ class CNNBlock(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = self.cnn(x)
         y = torch.ops.aten.gelu_(y) if _inplace_ok(y) else F.gelu(y)
-        return self.dropout(self.gn(y))
+        return dropout(self.gn(y), self.dropout.p, self.training)
 
 
 class ResidualBlock(nn.Module):
@@ -90,18 +116,11 @@ def rotate_half(x: torch.Tensor) -> torch.Tensor:
 
 def rotate(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
     """Apply a rotary embedding to (..., T, D) given (T, D) tables (or tables that broadcast
-    against x); rotates only the first cos.shape[-1] features.
-
-    Works on whole pairs: out = (x0 c - x1 s, x1 c + x0 s) with c, s one value per pair, which
-    touches each element twice instead of building a rotated copy of x.
-    """
+    against x), interleaved pairs as in rotary-embedding-torch; rotates only the first
+    cos.shape[-1] features."""
     rot_dim = cos.shape[-1]
     x_rot = x[..., :rot_dim]
-    pairs = x_rot.unflatten(-1, (-1, 2))
-    c = cos[..., 0::2].unsqueeze(-1)
-    s = sin[..., 0::2].unsqueeze(-1)
-    x0, x1 = pairs[..., 0:1], pairs[..., 1:2]
-    out = torch.cat((torch.addcmul(x0 * c, x1, s, value=-1), torch.addcmul(x1 * c, x0, s)), dim=-1).flatten(-2)
+    out = x_rot * cos + rotate_half(x_rot) * sin
     if rot_dim == x.shape[-1]:
         return out
     return torch.cat((out, x[..., rot_dim:]), dim=-1)
@@ -130,11 +149,12 @@ class TransformerBlock(nn.Module):
     -> dropout, plus a residual.
 
     Production path: one matmul against the concatenated [xq; xk; xv] weights (cached while
-    gradients are off), torch's scaled_dot_product_attention, and the residuals accumulated by
-    the fc1/fc3 matmuls when dropout is inactive. The rows of xq and xk are gathered per head
-    as (even features, odd features), so the rotary pairs become two contiguous halves and q
-    and k are rotated together with plain vectorised arithmetic; q.k is a sum over features
-    and does not depend on their order, so the attention is unchanged. The reference path
+    gradients are off), torch's scaled_dot_product_attention (see `attention`), the residuals
+    accumulated by the fc1/fc3 matmuls when dropout is inactive, and the CPU `dropout`
+    sampler. The rows of xq and xk are gathered per head as (even features, odd features), so
+    the rotary pairs become two contiguous halves and q and k are rotated together with plain
+    vectorised arithmetic; q.k is a sum over features and does not depend on their order, so
+    the attention is unchanged. The reference path
     (`naive_attention = True`) is the published computation, op for op.
     """
 
@@ -213,27 +233,27 @@ class TransformerBlock(nn.Module):
     def forward_fast(self, inputs: torch.Tensor, rope: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
         """Fused-projection, fused-attention path; same outputs as `forward_reference`."""
         batch, length, dims = inputs.shape
-        dropout_on = self.training and self.dropout > 0
+        p_attention, p_fc1, p_fc3 = (m.p if self.training else 0.0 for m in (self.dropout1, self.dropout2, self.dropout3))
         # Accumulating a residual inside addmm would round the residual stream to the autocast
         # dtype, so the fusion is used only outside autocast.
-        fuse = not dropout_on and not torch.is_autocast_enabled(inputs.device.type)
+        autocasting = torch.is_autocast_enabled(inputs.device.type)
+        fuse_fc1, fuse_fc3 = p_fc1 == 0 and not autocasting, p_fc3 == 0 and not autocasting
         x = self.layer_norm1(inputs)
         qkv = F.linear(x, self.qkv_weight()).unflatten(-1, (3, self.num_heads, self.head_dim))  # (B, T, 3, H, d)
         qk = _rotate_halves(qkv[:, :, :2], rope[0][:, 0::2], rope[1][:, 0::2])
         q, k, v = qk[:, :, 0].transpose(1, 2), qk[:, :, 1].transpose(1, 2), qkv[:, :, 2].transpose(1, 2)
-        attended = F.scaled_dot_product_attention(q, k, v, dropout_p=self.dropout if dropout_on else 0.0)
-        attended = attended.transpose(1, 2).reshape(batch * length, dims)
+        attended = attention(q, k, v, p_attention).transpose(1, 2).reshape(batch * length, dims)
         flat_inputs = inputs.reshape(batch * length, dims)
-        if fuse:
+        if fuse_fc1:
             mlp_inputs = torch.addmm(flat_inputs, attended, self.fc1.weight.t())
         else:
-            mlp_inputs = self.dropout2(self.fc1(attended)) + flat_inputs
+            mlp_inputs = dropout(self.fc1(attended), p_fc1) + flat_inputs
         h = self.fc2(self.layer_norm2(mlp_inputs))
         h = torch.ops.aten.gelu_(h) if _inplace_ok(h) else F.gelu(h)
-        if fuse and _inplace_ok(mlp_inputs):
+        if fuse_fc3 and _inplace_ok(mlp_inputs):
             out = mlp_inputs.addmm_(h, self.fc3.weight.t()).add_(self.fc3.bias)  # LN2 has read mlp_inputs
-        elif fuse:
+        elif fuse_fc3:
             out = torch.addmm(mlp_inputs, h, self.fc3.weight.t()) + self.fc3.bias
         else:
-            out = self.dropout3(self.fc3(h)) + mlp_inputs
+            out = dropout(self.fc3(h), p_fc3) + mlp_inputs
         return out.view(batch, length, dims)
