@@ -160,18 +160,18 @@ def main(argv: list[str] | None = None) -> None:
         n = len(data.full_dataset)
         length = data.full_dataset.x.shape[1]
         report("data_prep.cached_sequences", n)
-        full_bytes = os.path.getsize(os.path.join(data.cache_dir, "full_seqs.npy"))
-        onehot_bytes = n * length * 4 * 4
-        report("data_prep.sequence_cache_bytes", full_bytes / 2**20, "MiB")
-        report("data_prep.float32_onehot_bytes", onehot_bytes / 2**20, "MiB")
-        report("data_prep.sequence_cache_over_float32_onehot", full_bytes / onehot_bytes, "(1/16 = 0.0625)")
+        array_bytes = data.full_dataset.x.nbytes  # what a loader holds: (N, L) uint8, memory-mapped
+        onehot_bytes = n * length * 4 * np.dtype(np.float32).itemsize
+        report("data_prep.sequence_cache_array_bytes", array_bytes / 2**20, "MiB")
+        report("data_prep.float32_onehot_array_bytes", onehot_bytes / 2**20, "MiB")
+        report("data_prep.sequence_cache_over_float32_onehot", array_bytes / onehot_bytes, "(limit 1/16 = 0.0625)")
         per_100k = 100_000 / n
-        report("data_prep.sequence_cache_bytes_per_100k", full_bytes * per_100k / 2**20, "MiB")
-        report("data_prep.float32_onehot_bytes_per_100k", onehot_bytes * per_100k / 2**20, "MiB")
+        report("data_prep.sequence_cache_bytes_per_100k_sequences", array_bytes * per_100k / 2**20, "MiB")
+        report("data_prep.float32_onehot_bytes_per_100k_sequences", onehot_bytes * per_100k / 2**20, "MiB")
         seq_files = directory_bytes(data.cache_dir, "_seqs.npy")
-        report("data_prep.all_sequence_caches_bytes", seq_files / 2**20, "MiB")
-        report("data_prep.all_sequence_caches_over_float32_onehot", seq_files / (2 * onehot_bytes),
-               "(full + split arrays vs the same arrays as float32 one-hot)")
+        report("data_prep.sequence_cache_files_bytes", seq_files / 2**20, "MiB (full + train/val/test .npy files)")
+        report("data_prep.sequence_cache_files_over_float32_onehot", seq_files / (2 * onehot_bytes),
+               "(the same arrays as float32 one-hot)")
         report("data_prep.merged_table_bytes", os.path.getsize(data.merged_path) / 2**20, "MiB")
 
         loader = data.train_dataloader()

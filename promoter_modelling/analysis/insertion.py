@@ -343,7 +343,7 @@ def write_plots(summary: pd.DataFrame, motifs: list[Motif], prefix: str, title: 
     labels = summary.drop_duplicates("motif").set_index("motif")["label"]
     shown = wide.loc[strongest].rename(index=labels)
     out = {"heatmap": plots.effect_heatmap(shown, significant.rename(index=labels), f"{prefix}_effects_heatmap.png",
-                                           f"{title}\nmean predicted change on insertion ('*': q < 0.05)"),
+                                           f"{title}\nmean predicted change on insertion ('*': significant)"),
            "bars": plots.top_motif_bars(summary, cells, f"{prefix}_top_motifs.png", top=top)}
     by_name = {m.name: m for m in motifs}
     for cell in cells:
@@ -363,7 +363,7 @@ def print_top(summary: pd.DataFrame, n: int = 10) -> None:
         for direction, word in (("up", "raise"), ("down", "lower")):
             rows = top_motifs(summary, cell, n, direction)
             rows = rows[rows["mean_effect"] > 0] if direction == "up" else rows[rows["mean_effect"] < 0]
-            print(f"{cell}: {len(rows)} motif(s) that {word} expression most ('*' q < alpha)")
+            print(f"{cell}: {len(rows)} motif(s) that {word} expression most ('*' significant)")
             for row in rows.itertuples():
                 flag = "*" if row.significant else " "
                 rank = row.rank_up if direction == "up" else row.rank_down

@@ -201,10 +201,14 @@ def sample_instances(pwm: np.ndarray, n: int, rng: np.random.Generator) -> np.nd
     """`n` motif instances drawn position by position from a (width, 4) matrix: uint8 codes (n, width).
 
     Inverse-CDF sampling: one uniform draw per base is compared with the row's cumulative
-    probabilities, so all instances come from a few array operations.
+    probabilities (base = number of bounds the draw passes), so all instances come from a few
+    array operations.
     """
     pwm = np.asarray(pwm, dtype=np.float64)
     cumulative = np.cumsum(pwm, axis=1)
     cdf = cumulative[:, :3] / cumulative[:, 3:]  # (width, 3) upper bounds of A, C, G; T takes the rest
-    u = rng.random((n, pwm.shape[0], 1))
-    return (u >= cdf[None]).sum(axis=2).astype(np.uint8)
+    u = rng.random((n, pwm.shape[0]))
+    codes = (u >= cdf[:, 0]).view(np.uint8).copy()
+    codes += (u >= cdf[:, 1]).view(np.uint8)
+    codes += (u >= cdf[:, 2]).view(np.uint8)
+    return codes
