@@ -21,7 +21,7 @@ import sys
 import torch
 from torch import nn
 
-PRECISIONS = ("32-true", "bf16-mixed")
+PRECISIONS = ("32-true", "bf16-mixed", "16-mixed")
 
 
 def maybe_compile(module: nn.Module, enabled: bool, **options) -> nn.Module:
@@ -29,7 +29,7 @@ def maybe_compile(module: nn.Module, enabled: bool, **options) -> nn.Module:
 
     `nn.Module.compile` keeps parameter names (no `_orig_mod.` prefix), so checkpoints written
     from a compiled model load into an uncompiled one. The first steps are slower while kernels
-    are generated; compiling pays off for long runs.
+    are generated; whether later steps are faster depends on the machine (docs/performance.md).
     """
     if not enabled:
         return module
@@ -60,7 +60,7 @@ def select_precision(requested: str | bool = "bf16-mixed", device: str | torch.d
         requested = "bf16-mixed" if requested else "32-true"
     aliases = {"bf16": "bf16-mixed", "16": "16-mixed", "32": "32-true", "fp32": "32-true"}
     requested = aliases.get(str(requested), str(requested))
-    if requested not in ("32-true", "bf16-mixed", "16-mixed"):
+    if requested not in PRECISIONS:
         raise ValueError(f"unknown precision {requested!r}; expected 32-true, bf16-mixed or 16-mixed")
     if requested == "32-true":
         return requested

@@ -16,8 +16,8 @@ class MTLucifer(nn.Module):
 
     Without gradients on a CPU, a batch whose widest activation (the MLP hidden layer) would
     exceed `cpu_inference_slice_bytes` is processed in slices of that size, so inference memory
-    stays bounded however large the batch (outputs do not depend on the slicing). Smaller
-    slices were measured to be slower: the matmuls already run at full speed on a whole batch.
+    stays bounded however large the batch (outputs do not depend on the slicing). Smaller,
+    cache-sized slices did not measure faster (docs/performance.md).
     """
 
     input_kind = "onehot"
