@@ -30,6 +30,7 @@ from promoter_modelling.inference import predict_loader
 from promoter_modelling.io_utils import save_json, save_table
 from promoter_modelling.lightning_module import MultiTaskDataModule, MultiTaskModule
 from promoter_modelling.metrics import metric_names
+from promoter_modelling.performance import select_precision
 from promoter_modelling.results import (
     classification_metrics,
     regression_metrics,
@@ -160,14 +161,6 @@ def check_not_empty(tasks: list) -> None:
                                  f"{task.cache_dir}; the split takes a share of every stratum)")
 
 
-def select_precision(requested: str) -> str:
-    """Mixed precision needs a GPU; on CPU fall back to fp32 with a notice."""
-    if requested in ("16-mixed", "bf16-mixed") and not torch.cuda.is_available():
-        print(f"[promoter_modelling] precision {requested} needs a GPU; training in fp32 on CPU")
-        return "32-true"
-    return requested
-
-
 def make_loggers(args: argparse.Namespace, run_name: str, directory: str) -> list:
     from lightning.pytorch.loggers import CSVLogger
 
@@ -202,8 +195,8 @@ def make_trainer(args: argparse.Namespace, phase: Phase, run_name: str, root_dir
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
     return L.Trainer(
         max_epochs=phase.max_epochs, accelerator=args.accelerator, devices=args.devices, num_nodes=args.num_nodes,
-        strategy=args.strategy, precision=select_precision(args.precision), callbacks=[checkpoint, last, stopper,
-                                                                                        TQDMProgressBar()],
+        strategy=args.strategy, precision=select_precision(args.precision, args.accelerator),
+        callbacks=[checkpoint, last, stopper, TQDMProgressBar()],
         logger=make_loggers(args, run_name, directory), default_root_dir=directory, plugins=[AtomicCheckpointIO()],
         deterministic="warn" if on_gpu else True, gradient_clip_val=1.0, log_every_n_steps=10,
         num_sanity_val_steps=0, enable_progress_bar=True, enable_model_summary=False,
