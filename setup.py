@@ -23,6 +23,7 @@ setup(
         "transformers",
         "h5py",
         "tqdm",
+        "pyarrow",
         "matplotlib",
         "memelite>=0.5",
         "tangermeme",
