@@ -28,6 +28,6 @@ setup(
         "memelite>=0.5",
         "tangermeme",
     ],
-    extras_require={"test": ["pytest", "pytest-xdist", "ruff"]},
+    extras_require={"test": ["pytest", "pytest-xdist", "ruff", "rotary-embedding-torch"]},
     entry_points={"console_scripts": ["promoter-modelling=promoter_modelling.cli:main"]},
 )
