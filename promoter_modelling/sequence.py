@@ -97,7 +97,7 @@ def one_hot(sequences: Sequence[str] | str, source: str = "") -> np.ndarray:
     """One-hot encode equal-length sequences: float32 (N, L, 4), or (L, 4) for one string."""
     single = isinstance(sequences, str)
     codes = encode([sequences] if single else sequences, source)
-    out = ONE_HOT_TABLE[codes]
+    out = ONE_HOT_TABLE.take(codes, axis=0)  # `take` is several times faster than fancy indexing here
     return out[0] if single else out
 
 
@@ -105,7 +105,8 @@ def codes_to_one_hot(codes: torch.Tensor | np.ndarray, dtype: torch.dtype = torc
     """Expand uint8 codes (..., L) to one-hot (..., L, 4) on the codes' device."""
     codes = torch.as_tensor(codes)
     table = torch.as_tensor(ONE_HOT_TABLE, dtype=dtype, device=codes.device)
-    return table[codes.long()]
+    # index_select with int32 indices avoids the int64 copy that table[codes.long()] makes.
+    return table.index_select(0, codes.reshape(-1).int()).reshape(*codes.shape, 4)
 
 
 def decode(codes: np.ndarray) -> list[str]:
