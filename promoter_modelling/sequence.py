@@ -39,7 +39,13 @@ _COMPLEMENT_CODE = np.array([3, 2, 1, 0, 4, 5], dtype=np.uint8)
 _COMPLEMENT = str.maketrans("ACGTNacgtn", "TGCANtgcan")
 
 
-def _raise_first_invalid(codes: np.ndarray, sequences: Sequence[str], lengths: np.ndarray, source: str) -> None:
+def _label(index: int, rows: Sequence[int] | None) -> str:
+    """How an error names a sequence: its file row when known, else its index."""
+    return f"row {int(rows[index])}" if rows is not None else f"sequence {index}"
+
+
+def _raise_first_invalid(codes: np.ndarray, sequences: Sequence[str], lengths: np.ndarray, source: str,
+                         rows: Sequence[int] | None = None) -> None:
     bad = np.flatnonzero(codes == INVALID)
     if bad.size == 0:
         return
@@ -50,15 +56,16 @@ def _raise_first_invalid(codes: np.ndarray, sequences: Sequence[str], lengths: n
     char = sequences[index][position]
     where = f"{source}: " if source else ""
     raise InputError(
-        f"{where}sequence {index} has invalid character {char!r} at position {position} (allowed: A, C, G, T, N)"
+        f"{where}{_label(index, rows)} has invalid character {char!r} at position {position} (allowed: A, C, G, T, N)"
     )
 
 
-def encode(sequences: Sequence[str], source: str = "") -> np.ndarray:
+def encode(sequences: Sequence[str], source: str = "", rows: Sequence[int] | None = None) -> np.ndarray:
     """Encode equal-length sequences as a (N, L) uint8 code array, vectorised over all bases.
 
-    Raises InputError naming the sequence index, position and character on anything but ACGTN
-    (either case), and on sequences of unequal length.
+    Raises InputError naming the sequence (its file row when `rows` gives one per sequence,
+    else its index), position and character on anything but ACGTN (either case), and on
+    sequences of unequal length.
     """
     if isinstance(sequences, str):
         sequences = [sequences]
@@ -70,19 +77,20 @@ def encode(sequences: Sequence[str], source: str = "") -> np.ndarray:
         index = int(np.flatnonzero(lengths != lengths[0])[0])
         where = f"{source}: " if source else ""
         raise InputError(
-            f"{where}sequence {index} has length {lengths[index]}, expected {lengths[0]} like sequence 0"
+            f"{where}{_label(index, rows)} has length {lengths[index]}, expected {lengths[0]} like {_label(0, rows)}"
         )
-    flat = encode_flat(sequences, lengths, source)
+    flat = encode_flat(sequences, lengths, source, rows)
     return flat.reshape(len(sequences), int(lengths[0]))
 
 
-def encode_flat(sequences: Sequence[str], lengths: np.ndarray | None = None, source: str = "") -> np.ndarray:
+def encode_flat(sequences: Sequence[str], lengths: np.ndarray | None = None, source: str = "",
+                rows: Sequence[int] | None = None) -> np.ndarray:
     """Encode sequences of any lengths into one concatenated uint8 code vector."""
     if lengths is None:
         lengths = np.fromiter((len(s) for s in sequences), dtype=np.int64, count=len(sequences))
     raw = "".join(sequences).encode("ascii", errors="replace")
     codes = _CODE_TABLE[np.frombuffer(raw, dtype=np.uint8)]
-    _raise_first_invalid(codes, sequences, lengths, source)
+    _raise_first_invalid(codes, sequences, lengths, source, rows)
     return codes
 
 

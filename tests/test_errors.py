@@ -179,7 +179,7 @@ def test_invalid_bases_in_training_data(tmp_path, fluorescence_raw):
     table.loc[0, "sequence"] = bad
     counts.to_csv(counts_path, index=False)
     table.to_csv(sequences_path, sep="\t", index=False)
-    raises(f"{sequences_path}: sequence ... has invalid character 'X' at position 10 (allowed: A, C, G, T, N)",
+    raises(f"{sequences_path}: row 2 has invalid character 'X' at position 10 (allowed: A, C, G, T, N)",
            prepare_fluorescence, tmp_path)
 
 

@@ -156,7 +156,8 @@ def test_classification_labels_are_above_the_median(fluorescence_data_dir):
 @pytest.mark.parametrize("problem, message", [
     ("missing_column", r"missing column\(s\) K2_P7"),
     ("empty", "file is empty"),
-    ("bad_base", r"sequence 1 has invalid character 'X' at position 7"),
+    # the bad promoter is the 2nd counts row but the 5th data row (file row 6) of the reversed sequence table
+    ("bad_base", r"final_list_of_all_promoter_sequences_fixed.tsv: row 6 has invalid character 'X' at position 7"),
     ("nan_count", r"row 4, column J2_P4: count 'nan' is not a non-negative number"),
 ])
 def test_bad_input_gets_a_one_line_error_naming_file_and_problem(tmp_path, problem, message):
@@ -175,7 +176,7 @@ def test_bad_input_gets_a_one_line_error_naming_file_and_problem(tmp_path, probl
         seqs = pd.read_csv(raw / fl.SEQUENCES_FILE, sep="\t")
         for frame in (seqs, table):
             frame.loc[1, "sequence"] = frame.loc[1, "sequence"][:7] + "X" + frame.loc[1, "sequence"][8:]
-        seqs.to_csv(raw / fl.SEQUENCES_FILE, sep="\t", index=False)
+        seqs.iloc[::-1].to_csv(raw / fl.SEQUENCES_FILE, sep="\t", index=False)
         table.to_csv(counts_path, index=False)
     task = build_task("FluorescenceData", str(tmp_path))
     with pytest.raises(InputError, match=message) as err:

@@ -37,6 +37,13 @@ def test_unequal_lengths_are_rejected_with_index():
         seqlib.encode(["ACGT", "ACG"])
 
 
+def test_errors_name_file_rows_when_given():
+    with pytest.raises(InputError, match=r"^t.tsv: row 9 has invalid character 'X' at position 1 "):
+        seqlib.encode(["AAAA", "CXCC"], source="t.tsv", rows=[4, 9])
+    with pytest.raises(InputError, match="^t.tsv: row 7 has length 3, expected 4 like row 2$"):
+        seqlib.encode(["ACGT", "ACG"], source="t.tsv", rows=[2, 7])
+
+
 def test_codes_to_one_hot_round_trip_and_padding_is_zero():
     codes = seqlib.encode(["ACGTN"])
     padded = np.concatenate([codes, np.full((1, 2), seqlib.PAD_CODE, np.uint8)], axis=1)

@@ -190,11 +190,12 @@ def build_merged(counts_path: str, sequences_path: str, min_reads: int = 5, zsco
     if zscore:
         for cell in CELLS:
             targets[cell] = scipy.stats.zscore(targets[cell].to_numpy())
-    table = table.assign(cell_specific_class=cell_specific_class(table["class"], table["final_provenance"], sequences_path))
+    table = table.assign(cell_specific_class=cell_specific_class(table["class"], table["final_provenance"], sequences_path),
+                         _file_row=np.arange(len(table)) + 2)  # header is row 1
     merged = targets.merge(table, on="sequence", how="inner")
     if merged.empty:
         raise InputError(f"{counts_path} and {sequences_path}: no sequence appears in both files after filtering")
-    codes = seqlib.encode(merged["sequence"].tolist(), source=sequences_path)
+    codes = seqlib.encode(merged["sequence"].tolist(), source=sequences_path, rows=merged.pop("_file_row").to_numpy())
     if codes.shape[1] != PROMOTER_LENGTH:
         raise InputError(f"{sequences_path}: promoters are {codes.shape[1]} bp, expected {PROMOTER_LENGTH}")
     merged["GC_content"] = seqlib.gc_content(codes)
