@@ -286,11 +286,11 @@ def _evaluate_predictions(model: MultiTaskModule, tasks: list, directory: str) -
     for task in tasks:
         head = task.head
         y, pred = predict_loader(model, task.test_dataloader(), head.name)
-        frame = pd.DataFrame({f"y_{o}": y[:, i] for i, o in enumerate(head.output_names)} if head.kind in (
-            REGRESSION, BINARY) else {})
-        if head.kind in (REGRESSION, BINARY):
-            for i, output in enumerate(head.output_names):
-                frame[f"pred_{output}"] = pred[:, i]
+        columns: dict[str, np.ndarray] = {}
+        if head.kind in (REGRESSION, BINARY):  # all columns at once: heads can have hundreds of outputs
+            columns.update({f"y_{o}": y[:, i] for i, o in enumerate(head.output_names)})
+            columns.update({f"pred_{o}": pred[:, i] for i, o in enumerate(head.output_names)})
+        frame = pd.DataFrame(columns)
         if is_fluorescence_task(task.task_name):
             table = task.split_table("test")
             frame.insert(0, "sequence", table["sequence"].to_numpy()[: len(frame)])
