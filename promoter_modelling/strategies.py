@@ -21,7 +21,7 @@ import torch
 
 from promoter_modelling import download, runs
 from promoter_modelling.backbones.dnabert import DEFAULT_DNABERT_PATH
-from promoter_modelling.backbones.registry import backbone_class, backbone_kwargs
+from promoter_modelling.backbones.registry import backbone_class
 from promoter_modelling.checkpoints import AtomicCheckpointIO, load_backbone_weights, load_checkpoint_model
 from promoter_modelling.config import Paths, load_paths
 from promoter_modelling.errors import InputError
@@ -110,7 +110,7 @@ def plan(args: argparse.Namespace, data_split_seeds: bool = False) -> list[Phase
 VIERSTRA_MOTIFS_URL = "https://resources.altius.org/~jvierstra/projects/motif-clustering-v2.0beta/consensus_pwms.meme"
 
 
-def _input_setup(args: argparse.Namespace, paths: Paths) -> tuple[str, dict, dict]:
+def input_setup(args: argparse.Namespace, paths: Paths) -> tuple[str, dict, dict]:
     """(input kind, data-side options, extra backbone kwargs) for the chosen model.
 
     MotifBasedFCN scans the Vierstra consensus motifs (downloaded to <data>/common) unless
@@ -133,8 +133,9 @@ def _input_setup(args: argparse.Namespace, paths: Paths) -> tuple[str, dict, dic
     return kind, options, extra
 
 
-def make_tasks(phase: Phase, args: argparse.Namespace, paths: Paths, seed: int) -> list:
-    kind, options, _ = _input_setup(args, paths)
+def make_tasks(phase: Phase, args: argparse.Namespace, paths: Paths, seed: int, setup: tuple[str, dict, dict]) -> list:
+    """The phase's task data modules; `setup` is `input_setup(args, paths)`."""
+    kind, options, _ = setup
     split_seed = seed if (phase.data_split_seeds and phase.num_seeds > 1) else None
     return build_tasks(phase.tasks, paths.root_data_dir, batch_size=phase.batch_size, num_workers=args.num_workers,
                        seed=seed, shrink_test_set=args.shrink_test_set, split_seed=split_seed, input_kind=kind,
@@ -203,10 +204,9 @@ def make_trainer(args: argparse.Namespace, phase: Phase, run_name: str, root_dir
     )
 
 
-def build_model(phase: Phase, args: argparse.Namespace, paths: Paths, tasks: list, seed: int) -> MultiTaskModule:
-    _, _, extra = _input_setup(args, paths)
+def build_model(phase: Phase, args: argparse.Namespace, tasks: list, seed: int, extra: dict) -> MultiTaskModule:
+    """A fresh model for the phase; `extra` are the backbone arguments the inputs imply."""
     kwargs = {**extra, **(args.backbone_kwargs or {})}
-    backbone_kwargs(args.model_name, args.model_size, **kwargs)  # validates name and size
     return MultiTaskModule(heads=[t.head.to_dict() for t in tasks], model_name=args.model_name,
                            model_size=args.model_size, backbone_kwargs=kwargs, lr=phase.lr,
                            weight_decay=phase.weight_decay, freeze_backbone=phase.freeze,
@@ -240,7 +240,8 @@ def train_seed(phase: Phase, args: argparse.Namespace, paths: Paths, seed: int) 
             return json.load(handle)
 
     L.seed_everything(seed, workers=True, verbose=False)
-    tasks = make_tasks(phase, args, paths, seed)
+    setup = input_setup(args, paths)
+    tasks = make_tasks(phase, args, paths, seed, setup)
     check_metric(phase.metric, tasks)
     check_not_empty(tasks)
     datamodule = MultiTaskDataModule(tasks, train_mode=phase.train_mode)
@@ -253,7 +254,7 @@ def train_seed(phase: Phase, args: argparse.Namespace, paths: Paths, seed: int) 
         resume = last if (args.use_existing_models and os.path.exists(last)) else None
         if not resume and os.path.isdir(directory) and _is_rank_zero():
             shutil.rmtree(directory)  # retraining on request: old checkpoints would mix in
-        model = build_model(phase, args, paths, tasks, seed)
+        model = build_model(phase, args, tasks, seed, setup[2])
         if phase.init_from and not resume:
             load_backbone_weights(model, runs.best_checkpoint(paths.root_dir, phase.init_from, phase.init_direction))
             model.apply_freeze()

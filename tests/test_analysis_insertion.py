@@ -220,3 +220,31 @@ def test_planted_motifs_rank_top5_sequence_model(tmp_path):
         for name in drivers(c):
             assert rows.loc[name, "rank_up"] <= 5, (cell, name, rows["rank_up"].to_dict())
         assert rows.loc["REST_like", "rank_down"] == 1, cell
+
+
+@pytest.mark.parametrize("model_name", ["DNABERT", "MotifBasedFCN"])
+def test_inserted_sequences_are_read_like_training_data(tmp_path, demo_meme, model_name):
+    """Without --dnabert_path / --motif_meme_file, training uses the generated 6-mer tokenizer
+    (small/tiny DNABERT) or the motif file in <data>/common (MotifBasedFCN); the analysis must
+    turn inserted sequences into exactly the inputs training would build for them."""
+    from promoter_modelling.cli import parse_train_args
+    from promoter_modelling.config import load_paths
+    from promoter_modelling.lightning_module import MultiTaskModule
+    from promoter_modelling.sequence import decode
+    from promoter_modelling.strategies import input_setup
+    from promoter_modelling.tasks import inputs
+
+    config = tmp_path / "config.json"
+    config.write_text(json.dumps({"root_dir": str(tmp_path / "results"), "root_data_dir": str(tmp_path / "data")}))
+    os.makedirs(tmp_path / "data" / "common")
+    with open(demo_meme) as source, open(tmp_path / "data" / "common" / "consensus_pwms.meme", "w") as dest:
+        dest.write(source.read())  # stands in for the downloaded Vierstra motifs
+    args = parse_train_args(["--modelling_strategy", "single_task", "--single_task", "FluorescenceData",
+                             "--model_name", model_name, "--model_size", "tiny", "--config_path", str(config)])
+    kind, options, extra = input_setup(args, load_paths(str(config)))
+    model = MultiTaskModule(heads=[{"name": "Fluorescence", "output_names": ["JURKAT", "K562", "THP1"]}],
+                            model_name=model_name, model_size="tiny", backbone_kwargs=extra)
+    codes = np.random.default_rng(0).integers(0, 4, size=(20, 250), dtype=np.uint8)
+    got = insertion.input_transform(model, options)(codes)
+    expected = inputs.build_inputs(kind, decode(codes), str(tmp_path / "cache"), options)
+    np.testing.assert_array_equal(np.asarray(got), np.asarray(expected))

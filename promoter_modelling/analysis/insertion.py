@@ -220,25 +220,27 @@ def select_head(model, requested: str | None = None) -> str:
     raise InputError(f"the model has no fluorescence head (heads: {', '.join(heads)}); choose one with --head")
 
 
-def input_transform(model, args: argparse.Namespace | None = None) -> Callable[[np.ndarray], np.ndarray] | None:
+def input_transform(model, options: dict | None = None) -> Callable[[np.ndarray], np.ndarray] | None:
     """Turn uint8 codes into the model's inputs: None for one-hot models; k-mer tokens for
-    DNABERT; motif hit counts (rescanned after insertion) for MotifBasedFCN."""
+    DNABERT; motif hit counts (rescanned after insertion) for MotifBasedFCN.
+
+    `options` are the data-side input options training used (`strategies.input_setup` for the
+    same flags): the tokenizer and MEME file, so inserted sequences are read like training data."""
     kind = getattr(model, "input_kind", "onehot")
     if kind == "onehot":
         return None
     from promoter_modelling.tasks import inputs
 
+    options = dict(options or {})
     if kind == "tokens":
         from promoter_modelling.backbones.dnabert import DEFAULT_DNABERT_PATH
 
-        vocab = inputs.load_kmer_vocab(getattr(args, "dnabert_path", None) or DEFAULT_DNABERT_PATH)
+        trained_with = (model.hparams.backbone_kwargs or {}).get("dnabert_path")
+        vocab = inputs.load_kmer_vocab(options.get("dnabert_path") or trained_with or DEFAULT_DNABERT_PATH)
         return lambda codes: inputs.kmer_tokens(seqlib.decode(codes), vocab)
     if kind == "motif_counts":
-        meme = getattr(args, "motif_meme_file", None)
-        if not meme:
-            raise InputError("this model reads motif counts: pass the MEME file it was trained with as --motif_meme_file")
-        motif_set = inputs.read_motifs(meme)
-        params = inputs.motif_parameters({})
+        motif_set = inputs.read_motifs(inputs.meme_file_path(options))
+        params = inputs.motif_parameters(options)
         return lambda codes: inputs.count_motif_hits(seqlib.decode(codes), motif_set, **params)
     raise InputError(f"motif insertion does not support models with {kind!r} inputs")
 
@@ -373,8 +375,6 @@ def print_top(summary: pd.DataFrame, n: int = 10) -> None:
 
 def perform_analysis(args: argparse.Namespace) -> dict:
     """Run the motif insertion analysis a command line describes; returns its output paths and summary."""
-    import torch
-
     from promoter_modelling.analysis.common import (
         final_name,
         fluorescence_data,
@@ -386,6 +386,7 @@ def perform_analysis(args: argparse.Namespace) -> dict:
     from promoter_modelling.checkpoints import load_checkpoint_model
     from promoter_modelling.config import load_paths
     from promoter_modelling.io_utils import save_json, save_table
+    from promoter_modelling.strategies import input_setup
 
     start = time.time()
     paths = load_paths(args.config_path)
@@ -415,10 +416,9 @@ def perform_analysis(args: argparse.Namespace) -> dict:
                                         args.insertion_seed)
     print(f"inserting {len(motifs)} motifs x {args.num_motif_insertions_per_sequence} copies into "
           f"{len(codes)} promoters; {len(models)} model(s), head {head}, device {device}")
-    transform = input_transform(models[0], args)
-    with torch.inference_mode():
-        result = run_insertion(models, codes, motifs, head, args.num_motif_insertions_per_sequence,
-                               args.insertion_seed, args.batch_size, device, transform, progress=True)
+    transform = input_transform(models[0], input_setup(args, paths)[1])
+    result = run_insertion(models, codes, motifs, head, args.num_motif_insertions_per_sequence,
+                           args.insertion_seed, args.batch_size, device, transform, progress=True)
     summary = summarise(result, args.alpha)
     save_table(summary, summary_path)
     sequences = table[["source_row", "sequence"] + [c for c in result.cells if c in table.columns]].copy()

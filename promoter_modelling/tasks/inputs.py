@@ -52,7 +52,7 @@ def build_inputs(kind: str, sequences: list[str], cache_dir: str, options: dict 
         key = _fingerprint(sequences, {"kind": kind, "k": vocab.k, "vocab": vocab.digest})
         return _cached(cache_dir, f"dnabert_tokens_{key}.npy", lambda: kmer_tokens(sequences, vocab))
     if kind == "motif_counts":
-        motifs = read_motifs(_meme_file(options))
+        motifs = read_motifs(meme_file_path(options))
         params = motif_parameters(options)
         key = _fingerprint(sequences, {"kind": kind, "meme": motifs.digest, **params})
         return _cached(cache_dir, f"motif_counts_{key}.npy", lambda: count_motif_hits(sequences, motifs, **params))
@@ -64,7 +64,7 @@ def input_dims(kind: str, options: dict | None) -> dict:
     counts (n read from the MEME file), {"dnabert_path": p} for tokens when a path is given."""
     options = dict(options or {})
     if kind == "motif_counts":
-        return {"num_motifs": len(read_motifs(_meme_file(options)).names)}
+        return {"num_motifs": len(read_motifs(meme_file_path(options)).names)}
     if kind == "tokens" and options.get("dnabert_path"):
         return {"dnabert_path": options["dnabert_path"]}
     return {}
@@ -165,7 +165,8 @@ class MotifSet:
     digest: str
 
 
-def _meme_file(options: dict) -> str:
+def meme_file_path(options: dict) -> str:
+    """The MEME file named by the input options, checked to exist."""
     path = options.get("meme_file")
     if not path:
         raise InputError("motif counts need a MEME motif file (--motif_meme_file)")
