@@ -315,18 +315,17 @@ def predict_sequences(checkpoints: str | Sequence[str], sequences: Sequence[str]
             values = _probabilities(spec, values) if probabilities else values
             total[spec.name] = total.get(spec.name, 0.0) + values
         del model
-    frame = pd.DataFrame()
+    columns: dict = {}  # built in one step: heads can have hundreds of outputs
     if records.ids is not None:
-        frame[records.id_column or "id"] = records.ids
-    frame["sequence"] = records.sequences
+        columns[records.id_column or "id"] = records.ids
+    columns["sequence"] = records.sequences
     if pad_or_crop:
-        frame["length_adjustment"] = actions
+        columns["length_adjustment"] = actions
     for spec in specs:
         prefix = "pred_" if len(specs) == 1 else f"pred_{spec.name}_"
         mean = (total[spec.name] / len(paths)).astype(np.float32)
-        for i, column in enumerate(output_columns(spec, prefix)):
-            frame[column] = mean[:, i]
-    return frame
+        columns.update({column: mean[:, i] for i, column in enumerate(output_columns(spec, prefix))})
+    return pd.DataFrame(columns)
 
 
 def write_predictions(frame: pd.DataFrame, path: str) -> str:

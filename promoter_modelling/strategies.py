@@ -286,12 +286,12 @@ def _evaluate_predictions(model: MultiTaskModule, tasks: list, directory: str) -
     files: dict[str, str] = {}
     for task in tasks:
         head = task.head
+        if head.kind not in (REGRESSION, BINARY):  # no per-output table or metric: skip the test pass
+            continue
         y, pred = predict_loader(model, task.test_dataloader(), head.name)
-        columns: dict[str, np.ndarray] = {}
-        if head.kind in (REGRESSION, BINARY):  # all columns at once: heads can have hundreds of outputs
-            columns.update({f"y_{o}": y[:, i] for i, o in enumerate(head.output_names)})
-            columns.update({f"pred_{o}": pred[:, i] for i, o in enumerate(head.output_names)})
-        frame = pd.DataFrame(columns)
+        # all columns at once: heads can have hundreds of outputs
+        frame = pd.DataFrame({**{f"y_{o}": y[:, i] for i, o in enumerate(head.output_names)},
+                              **{f"pred_{o}": pred[:, i] for i, o in enumerate(head.output_names)}})
         if is_fluorescence_task(task.task_name):
             table = task.split_table("test")
             frame.insert(0, "sequence", table["sequence"].to_numpy()[: len(frame)])
@@ -303,7 +303,7 @@ def _evaluate_predictions(model: MultiTaskModule, tasks: list, directory: str) -
                     numerical = table.get(f"numerical_{output}")
                     metrics.update(classification_metrics(
                         y[:, i], pred[:, i], output, None if numerical is None else numerical.to_numpy()))
-        if not frame.empty:
+        if not frame.empty:  # an empty test split
             path = os.path.join(directory, f"test_predictions_{head.name}.csv")
             save_table(frame, path, sep=",")
             files[head.name] = path
