@@ -42,7 +42,7 @@ from promoter_modelling.tasks.chromosome_split import (
     split_lists,
 )
 from promoter_modelling.tasks.lazy_head import HeadFromData
-from promoter_modelling.tasks.storage import npy_writer
+from promoter_modelling.tasks.storage import npy_writer, ragged_take
 
 log = logging.getLogger(__name__)
 
@@ -221,9 +221,8 @@ class PeakGroupDataset(Dataset):
         x = np.empty((len(index), self.positives.shape[1]), dtype=np.uint8)
         x[positive] = self.positives[group[positive]]
         x[~positive] = self.negatives[group[~positive]]
-        starts, counts = self.indptr[group], self.indptr[group + 1] - self.indptr[group]
+        flat, counts = ragged_take(self.indptr, group)
         rows = np.repeat(np.arange(len(index)), counts)
-        flat = np.arange(int(counts.sum())) - np.repeat(np.cumsum(counts) - counts, counts) + np.repeat(starts, counts)
         cols = self.outputs[flat]
         y = np.full((len(index), self.num_outputs), -1.0, dtype=np.float32)
         mask = np.zeros((len(index), self.num_outputs), dtype=bool)

@@ -215,12 +215,19 @@ class RaggedDataset(Dataset):
         a, b = int(self.offsets[i]), int(self.offsets[i + 1])
         return {"x": torch.from_numpy(np.array(self.flat[a:b])), "y": torch.from_numpy(np.array(self.y[i]))}
 
-    def __getitems__(self, indices: list[int]) -> list[dict[str, torch.Tensor]]:
-        return [self[int(i)] for i in indices]
+    def __getitems__(self, indices: list[int]) -> dict[str, torch.Tensor]:
+        """The whole batch at once, x right-padded with the PAD code to its longest sequence
+        (what pad_collate makes of the items one by one)."""
+        rows = np.asarray(indices, dtype=np.int64)
+        flat, lengths = ragged_take(self.offsets, rows)
+        x = np.full((len(rows), int(lengths.max())), PAD_CODE, dtype=np.uint8)
+        x[np.arange(x.shape[1])[None, :] < lengths[:, None]] = self.flat[flat]
+        return {"x": torch.from_numpy(x), "y": torch.from_numpy(np.asarray(self.y[rows]))}
 
 
 def pad_collate(items: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
-    """Stack items, right-padding x with the PAD code to the batch's longest sequence."""
+    """Stack items, right-padding x with the PAD code to the batch's longest sequence; a
+    batch that RaggedDataset.__getitems__ already built passes through."""
     if isinstance(items, dict):
         return items
     lengths = torch.tensor([len(item["x"]) for item in items])
