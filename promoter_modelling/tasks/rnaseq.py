@@ -222,8 +222,9 @@ class RNASeqTask(HeadFromData, TaskDataModule):
     def cache_params(self) -> dict:
         return {"threshold": self.threshold, "zscore": self.zscore, "windows": self.windows, "chromosomes": self.lists}
 
-    def read_expression(self) -> tuple[np.ndarray, np.ndarray, list[str]]:
-        """(gene keys, values genes x cells on the file's scale, cell names)."""
+    def read_expression(self, ensembl: pd.DataFrame | None = None) -> tuple[np.ndarray, np.ndarray, list[str]]:
+        """(gene keys, values genes x cells on the file's scale, cell names). `ensembl` is the
+        read_ensembl table, for a task that needs it to key its genes (read here if None)."""
         raise NotImplementedError
 
     # cache ---------------------------------------------------------------------------------
@@ -232,11 +233,12 @@ class RNASeqTask(HeadFromData, TaskDataModule):
         return os.path.join(self.cache_dir, f"{self.head_name}Dataset.tsv")
 
     def build_cache(self) -> None:
-        keys, values, cells = self.read_expression()
+        ensembl = read_ensembl(self.ensembl_path)
+        keys, values, cells = self.read_expression(ensembl)
         if len(set(cells)) != len(cells):
             duplicated = sorted({c for c in cells if cells.count(c) > 1})
             raise InputError(f"{self.head_name}: duplicated cell name(s) {', '.join(duplicated[:5])}")
-        table = build_gene_table(keys, values, cells, read_ensembl(self.ensembl_path), self.merge_on, self.is_log,
+        table = build_gene_table(keys, values, cells, ensembl, self.merge_on, self.is_log,
                                  self.threshold, self.zscore, self.lists)
         genome = Genome(self.genome_path, GENOME_BUILD)
         chroms = "chr" + table[CHROMOSOME].astype(str)
@@ -296,7 +298,7 @@ class LL100(RNASeqTask):
     def raw_files(self) -> list[RawFile]:
         return [RawFile(self.TPM_FILE, gdrive_id="12_WFTVbkm4gLp-qE1nPK-Jb8tSKX4giD")]
 
-    def read_expression(self) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    def read_expression(self, ensembl: pd.DataFrame | None = None) -> tuple[np.ndarray, np.ndarray, list[str]]:
         path = os.path.join(self.raw_dir, self.TPM_FILE)
         df = read_table(path, "\t", ["gene_id"], dtype={"gene_id": str})
         if df.shape[1] < 3:
@@ -317,7 +319,7 @@ class Roadmap(RNASeqTask):
     def raw_files(self) -> list[RawFile]:
         return [RawFile(self.RPKM_FILE, url=self.URL, gunzip=True)]
 
-    def read_expression(self) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    def read_expression(self, ensembl: pd.DataFrame | None = None) -> tuple[np.ndarray, np.ndarray, list[str]]:
         path = os.path.join(self.raw_dir, self.RPKM_FILE)
         df = read_table(path, "\t", ["gene_id"], index_col=False, dtype={"gene_id": str})
         columns = list(df.columns[1:])
@@ -346,7 +348,7 @@ class CCLE(RNASeqTask):
     def cache_params(self) -> dict:
         return {**super().cache_params(), "duplicate_sum": self.duplicate_sum}
 
-    def read_expression(self) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    def read_expression(self, ensembl: pd.DataFrame | None = None) -> tuple[np.ndarray, np.ndarray, list[str]]:
         path = os.path.join(self.raw_dir, self.TPM_FILE)
         tpm = read_table(path, ",")
         model_path = os.path.join(self.raw_dir, self.MODEL_FILE)
@@ -357,7 +359,8 @@ class CCLE(RNASeqTask):
             raise InputError(f"{path}: model {model_ids[repeated][0]} appears in more than one row")
         gene_columns = list(tpm.columns[1:])
         symbols = pd.Index(gene_columns).astype(str).str.split("(").str[0].str.strip()
-        ensembl = read_ensembl(self.ensembl_path)
+        if ensembl is None:
+            ensembl = read_ensembl(self.ensembl_path)
         name_to_id = ensembl.drop_duplicates(GENE_NAME, keep="last").set_index(GENE_NAME)[GENE_ID]
         known = symbols.isin(name_to_id.index)
         ids = name_to_id.reindex(symbols[known]).to_numpy()
