@@ -6,6 +6,7 @@ import argparse
 import json
 import sys
 
+from promoter_modelling.backbones.dnabert import DEFAULT_DNABERT_PATH
 from promoter_modelling.backbones.registry import MODEL_SIZES, backbone_names
 from promoter_modelling.errors import DownloadError, InputError
 from promoter_modelling.runs import STRATEGIES
@@ -61,7 +62,7 @@ def add_train_arguments(parser: argparse.ArgumentParser, splits_script: bool = F
       help="all: freeze the whole backbone in eval mode; published: freeze only promoter_* parameters")
     p("--onecycle_interval", default="step", choices=("step", "epoch"),
       help="LegNet OneCycleLR stepping (published: epoch)")
-    p("--dnabert_path", default="zhihan1996/DNA_bert_6", help="DNABERT weights: local folder or hub id")
+    p("--dnabert_path", default=DEFAULT_DNABERT_PATH, help="DNABERT weights: local folder or hub id")
     p("--motif_meme_file", default=None, help="MEME file scanned for MotifBasedFCN inputs")
     p("--backbone_kwargs", type=json.loads, default=None, help="JSON dict overriding backbone constructor arguments")
     p("--num_workers", type=int, default=0, help="DataLoader worker processes")

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 from torch import nn
 
+from promoter_modelling.backbones.dnabert import DNABERT_VOCAB_SIZE
 from promoter_modelling.errors import InputError
 
 MODEL_SIZES = ("full", "small", "tiny")
@@ -24,6 +25,15 @@ class BackboneEntry:
     sizes: dict = field(default_factory=dict)
     description: str = ""
 
+
+# small/tiny DNABERT (and its random-init twin): BERT configurations over the DNABERT-6 vocabulary
+_DNABERT_SIZES = {
+    "full": {},
+    "small": {"config": {"vocab_size": DNABERT_VOCAB_SIZE, "hidden_size": 128, "num_hidden_layers": 2,
+                         "num_attention_heads": 4, "intermediate_size": 256, "max_position_embeddings": 512}},
+    "tiny": {"config": {"vocab_size": DNABERT_VOCAB_SIZE, "hidden_size": 32, "num_hidden_layers": 1,
+                        "num_attention_heads": 2, "intermediate_size": 64, "max_position_embeddings": 512}},
+}
 
 BACKBONES: dict[str, BackboneEntry] = {
     "MTLucifer": BackboneEntry(
@@ -70,19 +80,11 @@ BACKBONES: dict[str, BackboneEntry] = {
         "LegNet with 4x wider blocks; AdamW + OneCycleLR"),
     "DNABERT": BackboneEntry(
         "promoter_modelling.backbones.dnabert", "DNABERT",
-        {"full": {},
-         "small": {"config": {"vocab_size": 4101, "hidden_size": 128, "num_hidden_layers": 2,
-                              "num_attention_heads": 4, "intermediate_size": 256, "max_position_embeddings": 512}},
-         "tiny": {"config": {"vocab_size": 4101, "hidden_size": 32, "num_hidden_layers": 1,
-                             "num_attention_heads": 2, "intermediate_size": 64, "max_position_embeddings": 512}}},
+        _DNABERT_SIZES,
         "pretrained DNABERT-6 on 6-mer tokens (--dnabert_path); small/tiny are randomly initialised"),
     "DNABERTRandomInit": BackboneEntry(
         "promoter_modelling.backbones.dnabert", "DNABERTRandomInit",
-        {"full": {},
-         "small": {"config": {"vocab_size": 4101, "hidden_size": 128, "num_hidden_layers": 2,
-                              "num_attention_heads": 4, "intermediate_size": 256, "max_position_embeddings": 512}},
-         "tiny": {"config": {"vocab_size": 4101, "hidden_size": 32, "num_hidden_layers": 1,
-                             "num_attention_heads": 2, "intermediate_size": 64, "max_position_embeddings": 512}}},
+        _DNABERT_SIZES,
         "DNABERT architecture with random weights (only its configuration is read)"),
 }
 
