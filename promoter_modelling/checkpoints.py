@@ -22,8 +22,8 @@ from promoter_modelling.errors import InputError
 from promoter_modelling.heads import HeadSpec
 
 
-def read_checkpoint(path: str, map_location: str | torch.device = "cpu") -> dict:
-    """torch.load a checkpoint with a clear error for missing or corrupt files.
+def _torch_load(path: str, map_location: str | torch.device = "cpu"):
+    """torch.load with one-line errors for missing, truncated or foreign files.
 
     Checkpoints hold plain Python objects next to tensors, so they are loaded with
     weights_only=False: load only checkpoints you trust.
@@ -31,10 +31,15 @@ def read_checkpoint(path: str, map_location: str | torch.device = "cpu") -> dict
     if not os.path.exists(path):
         raise InputError(f"{path}: checkpoint not found")
     try:
-        checkpoint = torch.load(path, map_location=map_location, weights_only=False)
+        return torch.load(path, map_location=map_location, weights_only=False)
     except Exception as exc:  # torch raises many types for truncated / foreign files
         raise InputError(f"{path}: not a readable PyTorch checkpoint, truncated or of another format "
                          f"({type(exc).__name__}: {exc})") from exc
+
+
+def read_checkpoint(path: str, map_location: str | torch.device = "cpu") -> dict:
+    """Load a Lightning checkpoint (see `_torch_load` for the errors and the trust caveat)."""
+    checkpoint = _torch_load(path, map_location)
     if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:
         raise InputError(f"{path}: not a Lightning checkpoint (no state_dict)")
     return checkpoint
@@ -187,13 +192,7 @@ def _published_name(key: str) -> str:
 
 def _published_state(path: str) -> dict[str, torch.Tensor]:
     """The state dict of a published checkpoint (a Lightning checkpoint or a bare state dict)."""
-    if not os.path.exists(path):
-        raise InputError(f"{path}: checkpoint not found")
-    try:
-        raw = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as exc:  # truncated or foreign files raise many types
-        raise InputError(f"{path}: not a readable PyTorch checkpoint, truncated or of another format "
-                         f"({type(exc).__name__}: {exc})") from exc
+    raw = _torch_load(path)
     if isinstance(raw, dict) and (raw.get("hyper_parameters") or {}).get("heads"):
         raise InputError(f"{path}: already a checkpoint of this package; use it directly")
     state = raw.get("state_dict", raw) if isinstance(raw, dict) else None
