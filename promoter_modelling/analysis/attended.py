@@ -122,12 +122,14 @@ def without_motif_effects(per_sequence: pd.DataFrame, sequences: pd.DataFrame, o
     if "sequence" not in occurrences.columns:
         raise InputError("motif_occurrences.tsv has no 'sequence' column")
     joined = sequences[["sequence_index", "sequence"]].merge(occurrences, on="sequence", how="inner")
-    motifs = [m for m in per_sequence["motif"].astype(str).unique() if m in occurrences.columns]
+    names = per_sequence["motif"].astype(str)  # once: the column is long (motifs x promoters)
+    motifs = [m for m in names.unique() if m in occurrences.columns]
     out = []
     if joined.empty or not motifs:
         return pd.DataFrame(columns=["motif", "num_seqs_without_motif"])
-    effects = per_sequence[per_sequence["motif"].astype(str).isin(motifs)]
-    for motif, part in effects.groupby(effects["motif"].astype(str), sort=False, observed=True):
+    keep = names.isin(motifs)
+    effects = per_sequence[keep]
+    for motif, part in effects.groupby(names[keep], sort=False, observed=True):
         absent = joined.loc[joined[motif].to_numpy() == 0, "sequence_index"]
         chosen = part[part["sequence_index"].isin(absent)]
         row = {"motif": motif, "num_seqs_without_motif": int(len(absent))}

@@ -119,7 +119,9 @@ def resolve_device(name: str):
     import torch
 
     if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        from promoter_modelling.inference import default_device
+
+        return default_device()
     if name.startswith("cuda") and not torch.cuda.is_available():
         raise InputError(f"--device {name}: no CUDA device is available")
     return torch.device(name)

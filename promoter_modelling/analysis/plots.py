@@ -3,8 +3,6 @@ top-motif bars and predicted-vs-measured scatter plots."""
 
 from __future__ import annotations
 
-import os
-
 import matplotlib
 
 matplotlib.use("Agg")
@@ -141,8 +139,3 @@ def scatter_panels(panels: list[dict], path: str, title: str, dpi: int = 150) ->
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     return save_figure(fig, path, dpi)
-
-
-def ensure_dir(path: str) -> str:
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    return path
