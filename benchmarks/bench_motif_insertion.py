@@ -28,17 +28,14 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 import tempfile
 import time
 
 import numpy as np
 import torch
-from common import add_device_args, report, setup_device
+from common import MatmulLimit, add_device_args, report, setup_device
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # run from a checkout
-
-from promoter_modelling.analysis.insertion import (  # noqa: E402
+from promoter_modelling.analysis.insertion import (
     InsertionResult,
     insert_motif,
     motif_rng,
@@ -46,11 +43,11 @@ from promoter_modelling.analysis.insertion import (  # noqa: E402
     summarise,
     write_per_sequence,
 )
-from promoter_modelling.analysis.motifs import default_meme_file, read_motifs  # noqa: E402
-from promoter_modelling.lightning_module import MultiTaskModule  # noqa: E402
+from promoter_modelling.analysis.motifs import default_meme_file, read_motifs
+from promoter_modelling.lightning_module import MultiTaskModule
+from promoter_modelling.tasks.fluorescence import CELLS
 
 TARGET_SECONDS = 120.0
-CELLS = ["JURKAT", "K562", "THP1"]
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -67,20 +64,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--project", action="store_true",
                         help="time --timed_motifs motifs and project the whole job (for slow models)")
     return parser.parse_args(argv)
-
-
-def matmul_rate(device: torch.device, n: int = 2048, repeats: int = 3) -> float:
-    """Best fp32 FLOP/s of an (n, n) @ (n, n) matmul: the device's dense-math limit."""
-    a, b = torch.randn(n, n, device=device), torch.randn(n, n, device=device)
-    best = float("inf")
-    for i in range(repeats + 1):
-        start = time.perf_counter()
-        torch.matmul(a, b)
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        if i:  # the first product warms up
-            best = min(best, time.perf_counter() - start)
-    return 2 * n**3 / best
 
 
 def overhead_seconds(codes: np.ndarray, motifs: list, num_insertions: int, out_dir: str) -> tuple[float, float]:
@@ -143,7 +126,7 @@ def main(argv: list[str] | None = None) -> float:
         from promoter_modelling.performance import mtlucifer_flops
 
         total = mtlucifer_flops(model.backbone, codes.shape[1]) * args.num_sequences * (len(motifs) + 1)
-        limit = matmul_rate(device)
+        limit = MatmulLimit(device, 2048)()
         report("model_flops_whole_job", total / 1e12, "TFLOP")
         report("matmul_limit", limit / 1e9, "GFLOP/s")
         report("lower_bound_seconds_at_matmul_limit", total / limit, "s")
