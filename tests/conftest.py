@@ -16,6 +16,33 @@ os.environ.setdefault("WANDB_MODE", "disabled")
 os.environ.setdefault("PYTHONHASHSEED", "0")
 
 
+def read_fasta_text(path: str) -> dict[str, str]:
+    """Independent FASTA reader: chromosome (first header word) -> sequence as written (case kept)."""
+    seqs: dict[str, list[str]] = {}
+    name = None
+    with open(path) as handle:
+        for line in handle:
+            line = line.strip()
+            if line.startswith(">"):
+                name = line[1:].split()[0]
+                seqs[name] = []
+            elif line:
+                seqs[name].append(line)
+    return {k: "".join(v) for k, v in seqs.items()}
+
+
+@pytest.fixture
+def single_thread():
+    """One intra-op thread: these small batches and convolutions gain nothing from more, and on a
+    busy machine OpenMP thread synchronisation dominates."""
+    import torch
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
 @pytest.fixture(scope="session")
 def fluorescence_data_dir(tmp_path_factory) -> str:
     """A data root with demo FluorescenceData raw files (600 promoters)."""

@@ -20,16 +20,6 @@ def demo_root(tmp_path_factory) -> str:
     return root
 
 
-@pytest.fixture
-def single_thread():
-    """One intra-op thread: these small convolutions gain nothing from more, and a busy machine
-    makes OpenMP thread synchronisation dominate."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
 # (model, epochs, peak learning rate): LegNet uses AdamW + OneCycleLR, PureCNN plain AdamW.
 # PureCNN's position-specific dense layer needs more epochs (about a minute on 2 busy cores).
 CASES = [pytest.param("LegNet", 3, 1e-2, id="LegNet"),

@@ -16,14 +16,7 @@ NEW_BACKBONES = ["PureCNN", "PureCNNLarge", "MotifBasedFCN", "MotifBasedFCNLarge
 NUM_MOTIFS = 693  # the published Vierstra motif set
 
 
-
-@pytest.fixture(autouse=True)
-def single_thread():
-    """One intra-op thread: on a busy machine OpenMP synchronisation dominates these small batches."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("single_thread")  # see tests/conftest.py
 
 
 BERT_BASE = {"vocab_size": 4101, "hidden_size": 768, "num_hidden_layers": 12, "num_attention_heads": 12,

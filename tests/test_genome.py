@@ -6,6 +6,7 @@ import os
 
 import numpy as np
 import pytest
+from conftest import read_fasta_text
 
 from promoter_modelling import genome as genome_mod
 from promoter_modelling.errors import DownloadError, InputError
@@ -19,21 +20,6 @@ _RC = str.maketrans("ACGTN", "TGCAN")
 
 def revcomp(seq: str) -> str:
     return seq.translate(_RC)[::-1]
-
-
-def read_fasta_text(path: str) -> dict[str, str]:
-    """Independent reader: chromosome -> sequence as written (case kept)."""
-    seqs: dict[str, list[str]] = {}
-    name = None
-    with open(path) as handle:
-        for line in handle:
-            line = line.strip()
-            if line.startswith(">"):
-                name = line[1:].split()[0]
-                seqs[name] = []
-            elif line:
-                seqs[name].append(line)
-    return {k: "".join(v) for k, v in seqs.items()}
 
 
 @pytest.fixture(scope="module")

@@ -19,15 +19,13 @@ PRED = ["pred_JURKAT", "pred_K562", "pred_THP1"]
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory) -> dict:
+def trained(tmp_path_factory, fluorescence_data_dir) -> dict:
     """Two seeds of a tiny PureCNN trained for one epoch on generated fluorescence data."""
-    from promoter_modelling.demo_data import generate
     from promoter_modelling.strategies import run_strategy
 
     root = tmp_path_factory.mktemp("predict")
-    generate(str(root / "data"), ["FluorescenceData"], seed=0, num_sequences=600)
     config = root / "config.json"
-    config.write_text(json.dumps({"root_dir": str(root / "results"), "root_data_dir": str(root / "data")}))
+    config.write_text(json.dumps({"root_dir": str(root / "results"), "root_data_dir": fluorescence_data_dir}))
     run_strategy(cli.parse_train_args([
         "--config_path", str(config), "--modelling_strategy", "single_task", "--single_task", "FluorescenceData",
         "--model_name", "PureCNN", "--model_size", "tiny", "--max_epochs", "1", "--batch_size", "64", "--lr", "1e-3",

@@ -10,6 +10,7 @@ import lightning
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import read_fasta_text
 
 from promoter_modelling.errors import InputError
 from promoter_modelling.fixtures import encode as encode_fixture
@@ -124,15 +125,7 @@ def test_groups_match_reference_loop(task, data_dir):
 
 
 def test_regions_negatives_and_splits(task, data_dir):
-    text = {}
-    with open(f"{data_dir}/common/hg38.fa") as handle:
-        for line in handle:
-            if line.startswith(">"):
-                name = line[1:].strip()
-                text[name] = []
-            else:
-                text[name].append(line.strip().upper())
-    text = {k: "".join(v) for k, v in text.items()}
+    text = {k: v.upper() for k, v in read_fasta_text(f"{data_dir}/common/hg38.fa").items()}
     table = task.group_table()
     batch = task.train_dataset.__getitems__(list(range(20)))
     for i in range(10):

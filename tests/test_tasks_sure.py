@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from conftest import read_fasta_text
 
 from promoter_modelling.errors import InputError
 from promoter_modelling.fixtures import sure as sure_fixture
@@ -52,18 +53,6 @@ def raw_rows(data_dir: str) -> pd.DataFrame:
             frames.append(pd.read_csv(io.StringIO(text), sep="\t", dtype={"SNPrelpos": str, "SNPbaseInf": str})
                           .assign(file=name))
     return pd.concat(frames, ignore_index=True)
-
-
-def genome_text(data_dir: str) -> dict[str, str]:
-    seqs: dict[str, list[str]] = {}
-    with open(f"{data_dir}/common/hg19.fa") as handle:
-        for line in handle:
-            if line.startswith(">"):
-                name = line[1:].strip()
-                seqs[name] = []
-            else:
-                seqs[name].append(line.strip().upper())
-    return {k: "".join(v) for k, v in seqs.items()}
 
 
 def test_expression_classes_by_hand():
@@ -141,7 +130,7 @@ def test_gc_matched_subsample_matches_published_loop():
 
 def test_sequences_bins_and_snps_match_raw_files(task, data_dir):
     raw = raw_rows(data_dir)
-    text = genome_text(data_dir)
+    text = {k: v.upper() for k, v in read_fasta_text(f"{data_dir}/common/hg19.fa").items()}
     k562 = [c for c in raw.columns if c.startswith("SuRE") and "HEPG2" not in c]
     hepg2 = [c for c in raw.columns if "HEPG2" in c]
     checked = 0
