@@ -64,7 +64,7 @@ def load_checkpoint_model(path: str, map_location: str | torch.device = "cpu"):
         raise InputError(f"{path}: weights do not fit the {hparams.get('model_name')} model (size "
                          f"{hparams.get('model_size', 'full')}) its hyperparameters describe: {problems}")
     model.load_state_dict(checkpoint["state_dict"], strict=True)
-    model.sequence_lengths = dict(checkpoint.get("sequence_lengths") or {})
+    model.on_load_checkpoint(checkpoint)  # the hook Lightning calls: restores sequence_lengths
     return model.to(map_location).eval()
 
 
@@ -124,8 +124,7 @@ def save_model_checkpoint(model, path: str, extra: dict | None = None) -> str:
 
     checkpoint = {"state_dict": model.state_dict(), "hyper_parameters": dict(model.hparams),
                   "pytorch-lightning_version": lightning.__version__, "epoch": 0, "global_step": 0}
-    if getattr(model, "sequence_lengths", None):
-        checkpoint["sequence_lengths"] = dict(model.sequence_lengths)
+    model.on_save_checkpoint(checkpoint)  # the hook Lightning calls: records sequence_lengths
     checkpoint.update(extra or {})
     with atomic_path(path, suffix=".ckpt") as tmp:
         torch.save(checkpoint, tmp)
@@ -219,21 +218,21 @@ def import_published_checkpoint(path: str, model_name: str, heads: str | Sequenc
     state = _published_state(path)
     specs = resolve_heads(heads, data_dir)
     has_backbone = any(k.startswith(_BACKBONE) for k in state)
-    backbone: dict[str, tuple[str, torch.Tensor]] = {}
-    head_params: dict[str, dict[str, tuple[str, torch.Tensor]]] = {}
-    losses: dict[str, tuple[str, torch.Tensor]] = {}
+    backbone: dict[str, torch.Tensor] = {}
+    head_params: dict[str, dict[str, torch.Tensor]] = {}
+    losses: dict[str, torch.Tensor] = {}
     foreign: list[str] = []
     for key, value in state.items():
         if key.startswith(_BACKBONE):
-            backbone[key[len(_BACKBONE):]] = (key, value)
+            backbone[key[len(_BACKBONE):]] = value
         elif key.startswith(_DUPLICATE):
             if not has_backbone:  # only the duplicate was kept: use it
-                backbone[key[len(_DUPLICATE):]] = (key, value)
+                backbone[key[len(_DUPLICATE):]] = value
         elif key.startswith("model.") and key.endswith("_loss") and "." not in key[len("model."):]:
-            losses[key[len("model."):-len("_loss")]] = (key, value)
+            losses[key[len("model."):-len("_loss")]] = value
         elif key.startswith("model.") and key.count(".") == 2 and key.rsplit(".", 1)[1] in ("weight", "bias"):
             head, param = key[len("model."):].split(".")
-            head_params.setdefault(head, {})[param] = (key, value)
+            head_params.setdefault(head, {})[param] = value
         else:
             foreign.append(key)
     if foreign:
@@ -255,7 +254,7 @@ def import_published_checkpoint(path: str, model_name: str, heads: str | Sequenc
                                 backbone_kwargs=backbone_kwargs)
     except ValueError as exc:
         raise InputError(f"{path}: cannot build {model_name} ({model_size}): {exc}") from exc
-    mapped: dict[str, tuple[str, torch.Tensor]] = {f"backbone.{k}": v for k, v in backbone.items()}
+    mapped: dict[str, torch.Tensor] = {f"backbone.{k}": v for k, v in backbone.items()}
     for head in requested:
         for param, item in head_params[head].items():
             mapped[f"heads.{head}.{param}"] = item
@@ -265,11 +264,11 @@ def import_published_checkpoint(path: str, model_name: str, heads: str | Sequenc
                                  "checkpoint has one per task (was it trained on these tasks together?)")
             mapped[f"loss_log_vars.{head}"] = losses[head]
     target = model.state_dict()
-    problems = describe_mismatch(target, {k: v for k, (_, v) in mapped.items()}, _published_name)
+    problems = describe_mismatch(target, mapped, _published_name)
     if problems:
         raise InputError(f"{path}: weights do not fit {model_name} (size {model_size}, heads "
                          f"{', '.join(requested)}): {problems}; is it a checkpoint of another model or size?")
-    model.load_state_dict({k: v.to(target[k].dtype) for k, (_, v) in mapped.items()}, strict=True)
+    model.load_state_dict({k: v.to(target[k].dtype) for k, v in mapped.items()}, strict=True)
     for head in requested:
         length = sequence_length or PUBLISHED_SEQUENCE_LENGTHS.get(head)
         if length:
