@@ -7,12 +7,12 @@ and a checkpoint, then rank motifs by in-silico insertion.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import time
 
 from promoter_modelling.cli import parse_train_args, run_cli
 from promoter_modelling.demo_data import generate
+from promoter_modelling.io_utils import save_json
 
 DEMO_TRAIN_FLAGS = ["--modelling_strategy", "single_task", "--single_task", "FluorescenceData",
                     "--model_size", "small", "--lr", "1e-3", "--weight_decay", "1e-4", "--batch_size", "64",
@@ -30,8 +30,7 @@ def run_demo(output_dir: str, num_sequences: int = 2500, max_epochs: int | None 
     os.makedirs(output_dir, exist_ok=True)
     if not os.path.exists(os.path.join(data_dir, "FluorescenceData", "Raw_Promoter_Counts.csv")):
         generate(data_dir, ["FluorescenceData"], seed=0, num_sequences=num_sequences)
-    with open(config_path, "w", encoding="utf-8") as handle:
-        json.dump({"root_dir": os.path.join(output_dir, "results"), "root_data_dir": data_dir}, handle, indent=2)
+    save_json({"root_dir": os.path.join(output_dir, "results"), "root_data_dir": data_dir}, config_path)
     flags = DEMO_TRAIN_FLAGS + ["--config_path", config_path]
     if max_epochs is not None:
         flags += ["--max_epochs", str(max_epochs)]
