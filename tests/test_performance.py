@@ -132,7 +132,7 @@ def test_rotary_matches_numpy_implementation():
     x = torch.randn(2, 3, 40, 16)
     cos, sin = RotaryEmbedding(16).cos_sin(40, x.device, x.dtype)
     np.testing.assert_allclose(rotate(x, cos, sin).numpy(), _numpy_rotary(x.numpy()), rtol=1e-5, atol=1e-5)
-    # the (B, T, 2, H, d) layout the block uses, with tables broadcast over the q/k and head axes
+    # a fused (B, T, 2, H, d) q/k layout, with tables broadcast over the q/k and head axes
     qk = x.permute(0, 2, 1, 3).unsqueeze(2).expand(-1, -1, 2, -1, -1)
     out = rotate(qk, cos[:, None, None, :], sin[:, None, None, :])
     expected = _numpy_rotary(x.numpy()).transpose(0, 2, 1, 3)

@@ -193,8 +193,7 @@ class TransformerBlock(nn.Module):
         cos, sin = rope
         x = self.layer_norm1(inputs)
         q, k, v = self._heads(self.xq(x)), self._heads(self.xk(x)), self._heads(self.xv(x))
-        q = q * cos + rotate_half(q) * sin
-        k = k * cos + rotate_half(k) * sin
+        q, k = rotate(q, cos, sin), rotate(k, cos, sin)
         weights = torch.softmax(q @ k.transpose(-1, -2) / math.sqrt(self.head_dim), dim=-1)
         attended = (self.dropout1(weights) @ v).transpose(1, 2).flatten(-2)
         mlp_inputs = self.dropout2(self.fc1(attended)) + inputs
