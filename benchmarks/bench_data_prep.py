@@ -22,8 +22,7 @@ import time
 
 import numpy as np
 import pandas as pd
-import torch
-from common import add_device_args, report, report_load, setup_device
+from common import add_device_args, report, report_load, setup_device, synchronize
 
 from promoter_modelling import sequence as seqlib
 from promoter_modelling.tasks import fluorescence as fluo
@@ -52,8 +51,7 @@ def write_raw_files(directory: str, rows: int, length: int = 250, seed: int = 0)
     rng = np.random.default_rng(seed)
     os.makedirs(directory, exist_ok=True)
     codes = rng.integers(0, 4, size=(rows, length), dtype=np.uint8)
-    text = np.frombuffer(b"ACGT", dtype=np.uint8)[codes].tobytes().decode("ascii")
-    sequences = np.array([text[i : i + length] for i in range(0, rows * length, length)], dtype=object)
+    sequences = np.array(seqlib.decode(codes), dtype=object)
 
     counts = {"sequence": sequences}
     low = rng.random(rows) < 0.02  # a few promoters fail the read filter
@@ -180,8 +178,7 @@ def main(argv: list[str] | None = None) -> None:
         for batch in loader:
             x = seqlib.codes_to_one_hot(batch["x"].to(device, non_blocking=True))
             rows += x.shape[0]
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
+        synchronize(device)
         seconds = time.perf_counter() - start
         report("data_prep.train_loader.workers", args.workers)
         report("data_prep.train_loader.throughput", rows / seconds, "sequences/s")
