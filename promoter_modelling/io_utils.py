@@ -1,4 +1,4 @@
-"""Atomic writes (temporary file, then rename) and cache fingerprints."""
+"""Atomic writes (temporary file, then rename), cache fingerprints and checked table reads."""
 
 from __future__ import annotations
 
@@ -11,8 +11,28 @@ import numpy as np
 import pandas as pd
 
 from promoter_modelling.download import atomic_path
+from promoter_modelling.errors import InputError
 
 CACHE_VERSION = 1
+
+
+def read_table(path: str, sep: str, required: Iterable[str] = (), **read_csv_kwargs) -> pd.DataFrame:
+    """Read a delimited table with pandas, failing with one line naming the file and the
+    problem: not found, empty, unparsable, missing a `required` column, or without data rows."""
+    if not os.path.exists(path):
+        raise InputError(f"{path}: file not found")
+    if os.path.getsize(path) == 0:
+        raise InputError(f"{path}: file is empty")
+    try:
+        df = pd.read_csv(path, sep=sep, **read_csv_kwargs)
+    except ValueError as exc:  # pandas' EmptyDataError and ParserError, UnicodeDecodeError
+        raise InputError(f"{path}: cannot be parsed ({str(exc).splitlines()[0]})") from exc
+    missing = [c for c in required if c not in df.columns]
+    if missing:
+        raise InputError(f"{path}: missing column(s) {', '.join(missing)} (found: {', '.join(map(str, df.columns))})")
+    if df.empty:
+        raise InputError(f"{path}: no data rows")
+    return df
 
 
 def save_npy(path: str, array: np.ndarray) -> None:
@@ -64,8 +84,6 @@ def fingerprint(files: Iterable[str], params: dict) -> str:
 
 def load_npy(path: str, mmap: bool = True) -> np.ndarray:
     """Load a cached array (memory-mapped by default); a corrupt file raises a clear error."""
-    from promoter_modelling.errors import InputError
-
     try:
         return np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False)
     except (ValueError, OSError, EOFError) as exc:

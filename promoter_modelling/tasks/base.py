@@ -36,7 +36,21 @@ class RawFile:
     manual: str | None = None  # instructions when the file cannot be downloaded automatically
 
 
-class ArrayDataset(Dataset):
+class BatchedDataset(Dataset):
+    """A dataset that builds whole batches in `_batch(int64 index array)`; one item is a batch
+    of one. Subclasses define `__len__` and `_batch`."""
+
+    def _batch(self, index: np.ndarray) -> dict[str, torch.Tensor]:
+        raise NotImplementedError
+
+    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+        return {k: v[0] for k, v in self._batch(np.array([i])).items()}
+
+    def __getitems__(self, indices: list[int]) -> dict[str, torch.Tensor]:
+        return self._batch(np.asarray(indices, dtype=np.int64))
+
+
+class ArrayDataset(BatchedDataset):
     """Rows of in-memory or memory-mapped arrays, fetched a whole batch at a time."""
 
     def __init__(self, x: np.ndarray, y: np.ndarray, mask: np.ndarray | None = None) -> None:
@@ -54,15 +68,9 @@ class ArrayDataset(Dataset):
             batch["mask"] = torch.from_numpy(np.ascontiguousarray(self.mask[index]))
         return batch
 
-    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
-        return {k: v[0] for k, v in self._batch(np.array([i])).items()}
-
-    def __getitems__(self, indices: list[int]) -> dict[str, torch.Tensor]:
-        return self._batch(np.asarray(indices))
-
 
 def collate_batch(batch):
-    """Collate for datasets that already return whole batches (ArrayDataset.__getitems__)."""
+    """Collate for datasets that already return whole batches (BatchedDataset.__getitems__)."""
     if isinstance(batch, dict):
         return batch
     return torch.utils.data.default_collate(batch)

@@ -26,13 +26,12 @@ import os
 import numpy as np
 import pandas as pd
 import torch
-from torch.utils.data import Dataset
 
 from promoter_modelling.errors import InputError
 from promoter_modelling.genome import Genome, ensure_genome, genome_path
 from promoter_modelling.heads import MASKED_MULTILABEL, HeadSpec
-from promoter_modelling.io_utils import load_npy, save_npy, save_table, save_text
-from promoter_modelling.tasks.base import RawFile, TaskDataModule
+from promoter_modelling.io_utils import load_npy, read_table, save_npy, save_table, save_text
+from promoter_modelling.tasks.base import BatchedDataset, RawFile, TaskDataModule
 from promoter_modelling.tasks.chromosome_split import (
     SPLITS,
     TEST_CHROMOSOMES,
@@ -59,13 +58,7 @@ SHUFFLE_CHUNK = 20_000
 # --- metadata and peaks --------------------------------------------------------------------
 def read_metadata(path: str) -> pd.DataFrame:
     """GRCh38 rows, one per experiment, with the output `name` of each data set."""
-    try:
-        meta = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False)
-    except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError) as exc:
-        raise InputError(f"{path}: cannot be parsed ({str(exc).splitlines()[0]})") from exc
-    missing = [c for c in METADATA_COLUMNS if c not in meta.columns]
-    if missing:
-        raise InputError(f"{path}: missing column(s) {', '.join(missing)}")
+    meta = read_table(path, "\t", METADATA_COLUMNS, dtype=str, keep_default_na=False)
     meta = meta[meta["File assembly"] == "GRCh38"]
     repeated = meta["Experiment accession"].duplicated(keep=False)
     meta = meta[~(repeated & (meta["File analysis title"] == "ENCODE3 GRCh38"))].reset_index(drop=True)
@@ -199,7 +192,7 @@ def dinucleotide_shuffle_codes(codes: np.ndarray, seeds: np.ndarray) -> np.ndarr
 
 
 # --- dataset -------------------------------------------------------------------------------
-class PeakGroupDataset(Dataset):
+class PeakGroupDataset(BatchedDataset):
     """Items 2i and 2i+1 are the region of group `groups[i]` and its shuffle.
 
     Returns x uint8 (L,), y float32 (K,) (1 / 0 on the group's outputs, -1 elsewhere) and
@@ -229,12 +222,6 @@ class PeakGroupDataset(Dataset):
         y[rows, cols] = positive[rows]
         mask[rows, cols] = True
         return {"x": torch.from_numpy(x), "y": torch.from_numpy(y), "mask": torch.from_numpy(mask)}
-
-    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
-        return {k: v[0] for k, v in self._batch(np.array([i])).items()}
-
-    def __getitems__(self, indices: list[int]) -> dict[str, torch.Tensor]:
-        return self._batch(np.asarray(indices, dtype=np.int64))
 
 
 # --- task ----------------------------------------------------------------------------------

@@ -16,7 +16,7 @@ import scipy.stats
 from promoter_modelling import sequence as seqlib
 from promoter_modelling.errors import InputError
 from promoter_modelling.heads import BINARY, REGRESSION, HeadSpec
-from promoter_modelling.io_utils import load_npy, save_npy, save_table
+from promoter_modelling.io_utils import load_npy, read_table, save_npy, save_table
 from promoter_modelling.tasks.base import ArrayDataset, RawFile, TaskDataModule
 
 CELLS = ("JURKAT", "K562", "THP1")
@@ -39,26 +39,9 @@ def count_columns(cell: str, replicate: int) -> tuple[str, str]:
 REQUIRED_COUNT_COLUMNS = [c for cell in CELLS for r in REPLICATES for c in count_columns(cell, r)]
 
 
-def _read_table(path: str, sep: str, required: list[str]) -> pd.DataFrame:
-    if not os.path.exists(path):
-        raise InputError(f"{path}: file not found")
-    if os.path.getsize(path) == 0:
-        raise InputError(f"{path}: file is empty")
-    try:
-        df = pd.read_csv(path, sep=sep)
-    except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError) as exc:
-        raise InputError(f"{path}: cannot be parsed ({str(exc).splitlines()[0]})") from exc
-    missing = [c for c in required if c not in df.columns]
-    if missing:
-        raise InputError(f"{path}: missing column(s) {', '.join(missing)} (found: {', '.join(map(str, df.columns))})")
-    if df.empty:
-        raise InputError(f"{path}: no data rows")
-    return df
-
-
 def read_counts(path: str) -> pd.DataFrame:
     """Read and validate Raw_Promoter_Counts.csv (comma-separated, header)."""
-    df = _read_table(path, ",", ["sequence", *REQUIRED_COUNT_COLUMNS])
+    df = read_table(path, ",", ["sequence", *REQUIRED_COUNT_COLUMNS])
     numeric = [c for c in df.columns if c != "sequence"]
     for col in numeric:
         values = pd.to_numeric(df[col], errors="coerce")
@@ -73,7 +56,7 @@ def read_counts(path: str) -> pd.DataFrame:
 
 def read_sequence_table(path: str) -> pd.DataFrame:
     """Read and validate the promoter sequence table (tab-separated, header)."""
-    df = _read_table(path, "\t", ["sequence", "class", "final_provenance"])
+    df = read_table(path, "\t", ["sequence", "class", "final_provenance"])
     unknown = ~df["class"].isin(["ClassI", "ClassII", "ClassIII"])
     if unknown.any():
         row = int(np.flatnonzero(unknown.to_numpy())[0])

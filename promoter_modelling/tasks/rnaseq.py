@@ -24,14 +24,13 @@ import numpy as np
 import pandas as pd
 import scipy.stats
 import torch
-from torch.utils.data import Dataset
 
 from promoter_modelling import download
 from promoter_modelling.errors import InputError
 from promoter_modelling.genome import Genome, ensure_genome, genome_path, promoter_windows
 from promoter_modelling.heads import REGRESSION, HeadSpec
-from promoter_modelling.io_utils import load_npy, save_npy, save_table, save_text
-from promoter_modelling.tasks.base import ArrayDataset, RawFile, TaskDataModule
+from promoter_modelling.io_utils import load_npy, read_table, save_npy, save_table, save_text
+from promoter_modelling.tasks.base import ArrayDataset, BatchedDataset, RawFile, TaskDataModule
 from promoter_modelling.tasks.chromosome_split import (
     SPLITS,
     TEST_CHROMOSOMES,
@@ -77,22 +76,6 @@ ROADMAP_NAMES = {
 
 
 # --- reading -------------------------------------------------------------------------------
-def read_table(path: str, sep: str, required: list[str] | None = None, **kwargs) -> pd.DataFrame:
-    """Read a delimited table, failing with one line naming the file and the problem."""
-    if not os.path.exists(path):
-        raise InputError(f"{path}: file not found")
-    try:
-        df = pd.read_csv(path, sep=sep, **kwargs)
-    except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError, ValueError) as exc:
-        raise InputError(f"{path}: cannot be parsed ({str(exc).splitlines()[0]})") from exc
-    missing = [c for c in (required or []) if c not in df.columns]
-    if missing:
-        raise InputError(f"{path}: missing column(s) {', '.join(missing)}")
-    if df.empty:
-        raise InputError(f"{path}: no data rows")
-    return df
-
-
 def numeric_block(df: pd.DataFrame, columns: list, path: str) -> np.ndarray:
     """float64 (rows, columns) values; a non-numeric or missing value is reported by row and column."""
     block = df[columns]
@@ -150,7 +133,7 @@ def build_gene_table(keys: np.ndarray, values: np.ndarray, cells: list[str], ens
 
 
 # --- datasets ------------------------------------------------------------------------------
-class WindowDataset(Dataset):
+class WindowDataset(BatchedDataset):
     """Training items of a multi-window task: item i is window i % W of gene i // W."""
 
     def __init__(self, x: np.ndarray, y: np.ndarray) -> None:
@@ -164,12 +147,6 @@ class WindowDataset(Dataset):
         gene, window = np.divmod(index, self.windows)
         return {"x": torch.from_numpy(np.ascontiguousarray(self.x[gene, window])),
                 "y": torch.from_numpy(np.ascontiguousarray(self.y[gene]))}
-
-    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
-        return {k: v[0] for k, v in self._batch(np.array([i])).items()}
-
-    def __getitems__(self, indices: list[int]) -> dict[str, torch.Tensor]:
-        return self._batch(np.asarray(indices))
 
 
 # --- task ----------------------------------------------------------------------------------
