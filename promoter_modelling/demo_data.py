@@ -37,11 +37,10 @@ def generate(data_dir: str, tasks: list[str] | None = None, seed: int = 0, **opt
     unknown = [t for t in tasks if t not in GENERATORS]
     if unknown:
         raise SystemExit(f"unknown task(s) {unknown}; choose from {sorted(GENERATORS)} or all")
-    os.makedirs(data_dir, exist_ok=True)
-    save_text(meme_text(demo_meme_motifs()), os.path.join(data_dir, MEME_FILE))
+    motifs = meme_text(demo_meme_motifs())
+    save_text(motifs, os.path.join(data_dir, MEME_FILE))  # save_text creates the folders
     # stands in for the Vierstra consensus motifs that MotifBasedFCN scans by default
-    os.makedirs(os.path.join(data_dir, "common"), exist_ok=True)
-    save_text(meme_text(demo_meme_motifs()), os.path.join(data_dir, "common", "consensus_pwms.meme"))
+    save_text(motifs, os.path.join(data_dir, "common", "consensus_pwms.meme"))
     for i, task in enumerate(tasks):
         rng = np.random.default_rng(seed * 1000 + i)
         module = importlib.import_module(GENERATORS[task])

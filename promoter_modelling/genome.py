@@ -20,7 +20,7 @@ import pyfaidx
 
 from promoter_modelling import download
 from promoter_modelling.errors import InputError
-from promoter_modelling.sequence import N_CODE, reverse_complement, reverse_complement_codes
+from promoter_modelling.sequence import COMPLEMENT_CODE, N_CODE, reverse_complement, reverse_complement_codes
 
 GENOME_URLS: dict[str, str] = {
     "hg38": "https://hgdownload.soe.ucsc.edu/goldenPath/hg38/bigZips/hg38.fa.gz",
@@ -33,7 +33,6 @@ _BYTE_CODES = np.full(256, N_CODE, dtype=np.uint8)
 for _code, _base in enumerate("ACGT"):
     _BYTE_CODES[ord(_base)] = _code
     _BYTE_CODES[ord(_base.lower())] = _code
-_COMPLEMENT_CODES = np.array([3, 2, 1, 0, 4, 5], dtype=np.uint8)
 _IS_GC = np.zeros(256, dtype=np.uint8)
 for _base in "GCgc":
     _IS_GC[ord(_base)] = 1
@@ -164,7 +163,7 @@ class Genome:
                 flip = np.repeat(minus[block], lens)
                 within = np.where(flip, np.repeat(lens, lens) - 1 - within, within)
                 codes = self._gather(chrom, np.repeat(starts[block], lens) + within)
-                codes[flip] = _COMPLEMENT_CODES[codes[flip]]
+                codes[flip] = COMPLEMENT_CODE[codes[flip]]
                 yield block, codes
 
     def gc_counts(self, chrom: str, starts: np.ndarray, ends: np.ndarray, block: int = 1 << 24) -> np.ndarray:

@@ -35,7 +35,7 @@ ONE_HOT_TABLE = np.array(
     ],
     dtype=np.float32,
 )
-_COMPLEMENT_CODE = np.array([3, 2, 1, 0, 4, 5], dtype=np.uint8)
+COMPLEMENT_CODE = np.array([3, 2, 1, 0, 4, 5], dtype=np.uint8)  # code of each code's complement
 _COMPLEMENT = str.maketrans("ACGTNacgtn", "TGCANtgcan")
 
 
@@ -94,13 +94,6 @@ def encode_flat(sequences: Sequence[str], lengths: np.ndarray | None = None, sou
     return codes
 
 
-def encode_ragged(sequences: Sequence[str], source: str = "") -> list[np.ndarray]:
-    """Encode sequences of varying length; returns one uint8 code vector per sequence."""
-    lengths = np.fromiter((len(s) for s in sequences), dtype=np.int64, count=len(sequences))
-    flat = encode_flat(sequences, lengths, source)
-    return np.split(flat, np.cumsum(lengths)[:-1])
-
-
 def one_hot(sequences: Sequence[str] | str, source: str = "") -> np.ndarray:
     """One-hot encode equal-length sequences: float32 (N, L, 4), or (L, 4) for one string."""
     single = isinstance(sequences, str)
@@ -130,7 +123,7 @@ def reverse_complement(sequence: str) -> str:
 
 def reverse_complement_codes(codes: np.ndarray) -> np.ndarray:
     """Reverse complement of uint8 codes along the last axis."""
-    return _COMPLEMENT_CODE[np.asarray(codes)][..., ::-1]
+    return COMPLEMENT_CODE[np.asarray(codes)][..., ::-1]
 
 
 def gc_content(codes: np.ndarray) -> np.ndarray:

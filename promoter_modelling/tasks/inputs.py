@@ -29,7 +29,7 @@ import numpy as np
 
 from promoter_modelling import sequence as seqlib
 from promoter_modelling.errors import InputError
-from promoter_modelling.io_utils import load_npy, save_npy
+from promoter_modelling.io_utils import load_npy, save_npy, save_text
 
 INPUT_KINDS = ("onehot", "tokens", "motif_counts")
 KMER_SIZE = 6
@@ -83,8 +83,7 @@ def _cached(cache_dir: str, filename: str, build: Callable[[], np.ndarray]) -> n
     if os.path.exists(path):
         return load_npy(path)
     array = build()
-    os.makedirs(cache_dir, exist_ok=True)
-    save_npy(path, array)
+    save_npy(path, array)  # creates cache_dir
     return array
 
 
@@ -275,12 +274,7 @@ def standard_kmer_tokenizer(directory: str, k: int = KMER_SIZE) -> str:
         return directory
     from transformers import BertTokenizer
 
-    from promoter_modelling.download import atomic_path
-
-    os.makedirs(directory, exist_ok=True)
     vocab = os.path.join(directory, "vocab.txt")
-    with atomic_path(vocab) as tmp:
-        with open(tmp, "w", encoding="utf-8") as handle:
-            handle.write("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *all_kmers(k)]) + "\n")
+    save_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *all_kmers(k)]) + "\n", vocab)  # creates directory
     BertTokenizer(vocab, do_lower_case=False).save_pretrained(directory)
     return directory

@@ -15,7 +15,7 @@ import numpy as np
 
 from promoter_modelling.errors import InputError
 from promoter_modelling.heads import REGRESSION, HeadSpec
-from promoter_modelling.io_utils import load_npy
+from promoter_modelling.io_utils import load_npy, save_npy
 from promoter_modelling.sequence import N_CODE
 from promoter_modelling.tasks.base import ArrayDataset, RawFile, TaskDataModule
 from promoter_modelling.tasks.storage import npy_writer
@@ -71,8 +71,7 @@ def convert_hdf5(path: str, seqs_path: str, targets_path: str) -> int:
     if not np.isfinite(targets).all():
         raise InputError(f"{path}: Y/output row {int(np.flatnonzero(~np.isfinite(targets).all(1))[0])} "
                          "has a missing or infinite value")
-    with npy_writer(targets_path, targets.shape, np.float32) as out:
-        out[:] = targets
+    save_npy(targets_path, targets)
     return shape[0]
 
 

@@ -37,8 +37,9 @@ from promoter_modelling.errors import InputError
 from promoter_modelling.genome import Genome, ensure_genome, genome_path
 from promoter_modelling.heads import GROUPED_MULTICLASS, REGRESSION, HeadSpec
 from promoter_modelling.io_utils import load_npy, save_npy, save_table, save_text
-from promoter_modelling.sequence import PAD_CODE
+from promoter_modelling.sequence import COMPLEMENT_CODE, PAD_CODE
 from promoter_modelling.tasks.base import RawFile, TaskDataModule
+from promoter_modelling.tasks.chromosome_split import SPLITS
 from promoter_modelling.tasks.storage import npy_writer, ragged_offsets, ragged_take
 
 log = logging.getLogger(__name__)
@@ -58,9 +59,7 @@ NUM_GC_BINS = 20
 SUBSAMPLE_SEED = 97
 AMBIGUOUS = "[RYMKSWHBVDN]"
 REQUIRED_COLUMNS = ["chr", "start", "end", "strand", "SNPrelpos", "SNPbaseInf"]
-SPLITS = ("train", "val", "test")
 _BASE_CODES = {"A": 0, "C": 1, "G": 2, "T": 3}
-_COMPLEMENT_CODES = np.array([3, 2, 1, 0, 4, 5], dtype=np.uint8)
 FIELDS = ("chrom", "start", "length", "minus", "avg", "classes", "gc", "snp_indptr", "snp_pos", "snp_base")
 
 
@@ -195,7 +194,7 @@ def substitute_snps(flat: np.ndarray, offsets: np.ndarray, minus: np.ndarray, sn
         raise InputError(f"SNP at relative position {snp_pos[i]} lies outside its {lengths[i]}-bp fragment")
     flip = minus[snp_rows]
     index = offsets[snp_rows] + np.where(flip, lengths - 1 - snp_pos, snp_pos)
-    base = np.where(flip & complement_minus, _COMPLEMENT_CODES[snp_base], snp_base)
+    base = np.where(flip & complement_minus, COMPLEMENT_CODE[snp_base], snp_base)
     flat[index] = base
     return flat
 
@@ -311,7 +310,6 @@ class SuRE(TaskDataModule):
         genome = Genome(self.genome_path, GENOME_BUILD)
         files = self.data_files()
         part_dir = self._path("fragments")
-        os.makedirs(part_dir, exist_ok=True)
         chrom_names, sizes, combined, gc_bin = [], [], [], []
         for i, path in enumerate(files):
             arrays, names = read_fragments(path, genome)
