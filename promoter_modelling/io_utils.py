@@ -42,10 +42,10 @@ def save_npy(path: str, array: np.ndarray) -> None:
             np.save(handle, array)
 
 
-def save_table(df: pd.DataFrame, path: str, sep: str = "\t") -> None:
+def save_table(df: pd.DataFrame, path: str, sep: str = "\t", index: bool = False) -> None:
     """Write a TSV/CSV file atomically."""
     with atomic_path(path) as tmp:
-        df.to_csv(tmp, sep=sep, index=False)
+        df.to_csv(tmp, sep=sep, index=index)
 
 
 def save_json(data: dict, path: str) -> None:

@@ -95,8 +95,7 @@ def write_summary(directory: str, name: str, summary: dict, table: pd.DataFrame)
     json_path = os.path.join(directory, f"{name}.json")
     csv_path = os.path.join(directory, f"{name}.csv")
     save_json(summary, json_path)
-    with atomic_path(csv_path) as tmp:
-        table.to_csv(tmp)
+    save_table(table, csv_path, sep=",", index=True)
     return json_path, csv_path
 
 
