@@ -10,6 +10,7 @@ then `_seed_<k>` when several seeds are trained (`_dl_seed_<k>` in the data-spli
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 
@@ -80,18 +81,23 @@ def summaries_dir(root_dir: str) -> str:
 _METRIC_IN_NAME = re.compile(r"=(-?[0-9.]+(?:e[-+]?\d+)?)(?:-v\d+)?\.ckpt$")
 
 
-def best_checkpoint(root_dir: str, run_name: str, direction: str = "max") -> str:
-    """Best checkpoint of a finished run: recorded in done.txt, else parsed from file names
-    (`best-epoch=07-<metric>=0.61234[-vN].ckpt`)."""
+def best_checkpoint_with_score(root_dir: str, run_name: str, direction: str = "max") -> tuple[str, float]:
+    """Best checkpoint of a finished run and its validation score, from one read of done.txt.
+
+    The checkpoint recorded in done.txt comes with its recorded score (else the score in its file
+    name, else NaN); without a recorded checkpoint that exists, the best of the file names
+    (`best-epoch=07-<metric>=0.61234[-vN].ckpt`) with the score in that name."""
     done = os.path.join(run_dir(root_dir, run_name), "done.txt")
     if os.path.exists(done):
+        recorded = score = None
         try:
             with open(done, encoding="utf-8") as handle:
-                recorded = json.load(handle).get("best_checkpoint")
-            if recorded and os.path.exists(recorded):
-                return recorded
+                record = json.load(handle)
+            recorded, score = record.get("best_checkpoint"), record.get("best_score")
         except (json.JSONDecodeError, AttributeError):
             pass
+        if recorded and os.path.exists(recorded):
+            return recorded, _recorded_score(score, recorded)
     directory = checkpoint_dir(root_dir, run_name)
     candidates = []
     if os.path.isdir(directory):
@@ -102,7 +108,25 @@ def best_checkpoint(root_dir: str, run_name: str, direction: str = "max") -> str
     if not candidates:
         raise InputError(f"no trained model found for run {run_name!r} in {directory}")
     chooser = max if direction == "max" else min
-    return os.path.join(directory, chooser(candidates)[1])
+    score, name = chooser(candidates)
+    return os.path.join(directory, name), score
+
+
+def _recorded_score(score, checkpoint: str) -> float:
+    """done.txt's best_score when it is a finite number, else the score in the checkpoint's name, else NaN."""
+    try:
+        if score is not None and math.isfinite(float(score)):
+            return float(score)
+    except (TypeError, ValueError):
+        pass
+    match = _METRIC_IN_NAME.search(os.path.basename(checkpoint))
+    return float(match.group(1)) if match else float("nan")
+
+
+def best_checkpoint(root_dir: str, run_name: str, direction: str = "max") -> str:
+    """Best checkpoint of a finished run: recorded in done.txt, else parsed from file names
+    (`best-epoch=07-<metric>=0.61234[-vN].ckpt`)."""
+    return best_checkpoint_with_score(root_dir, run_name, direction)[0]
 
 
 def is_finished(root_dir: str, run_name: str) -> bool:

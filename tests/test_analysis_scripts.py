@@ -128,6 +128,24 @@ def test_insertion_then_attended(workdir, kind, name):
         f"{prefix}_common_upreg_motifs.png") > 0
 
 
+def test_insertion_recomputes_when_a_checkpoint_changes(workdir):
+    """Saved results are reused only while the checkpoints are unchanged: a checkpoint rewritten at
+    the same path (a retrained model; here its mtime moves) forces a recomputation."""
+    ok(run_readme(workdir, "insertion_single"))
+    meta_path = os.path.join(workdir, "results", "motif_insertion_analysis",
+                             "individual_training_on_FluorescenceData_tiny_motif_insertion.json")
+    meta = json.load(open(meta_path))
+    again = ok(run_readme(workdir, "insertion_single"))
+    assert "results for these models and parameters exist" in again  # unchanged: reused
+    checkpoint = meta["parameters"]["checkpoints"][0]
+    stat = os.stat(checkpoint)
+    os.utime(checkpoint, ns=(stat.st_atime_ns, stat.st_mtime_ns + 5_000_000_000))
+    after = ok(run_readme(workdir, "insertion_single"))
+    assert "results for these models and parameters exist" not in after  # recomputed
+    assert "that raise expression most" in after
+    assert json.load(open(meta_path))["fingerprint"] != meta["fingerprint"]
+
+
 def test_transfer_sure_sharpr(workdir):
     out = ok(run_readme(workdir, "transfer_sure_sharpr"))
     table = pd.read_csv(os.path.join(workdir, "results", "transfer_performance",

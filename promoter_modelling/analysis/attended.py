@@ -87,9 +87,11 @@ def ranked(summary: pd.DataFrame, cell: str, n: int, direction: str) -> list[str
     return order["motif"].head(n).tolist()
 
 
-def common_motifs(summary: pd.DataFrame, cells: list[str], n: int, direction: str) -> list[str]:
-    """Motifs in every cell's top-n (up) or bottom-n (down) list, strongest mean influence first."""
-    sets = [set(ranked(summary, cell, n, direction)) for cell in cells]
+def common_motifs(summary: pd.DataFrame, cells: list[str], top: dict[str, dict[str, list[str]]],
+                  direction: str) -> list[str]:
+    """Motifs in every cell's top-n (up) or bottom-n (down) list (`top[cell][direction]`, from
+    `ranked`), strongest mean influence first."""
+    sets = [set(top[cell][direction]) for cell in cells]
     common = set.intersection(*sets) if sets else set()
     strength = summary.set_index("motif")[[f"{c}_avg_pred" for c in cells]].mean(axis=1)
     return sorted(common, key=lambda m: strength[m], reverse=direction == "up")
@@ -194,12 +196,12 @@ def _logos(names: list[str], summary: pd.DataFrame, pwms: dict[str, np.ndarray],
 
 def summarise_attended(args: argparse.Namespace) -> dict:
     """Run get_motifs_attended_to_by_model for a command line; returns tables and output paths."""
-    from promoter_modelling.analysis.common import final_name
+    from promoter_modelling.analysis.common import final_phase
     from promoter_modelling.config import load_paths
     from promoter_modelling.io_utils import save_table
 
     paths = load_paths(args.config_path)
-    name = final_name(args)
+    name = final_phase(args).name_format
     directory = os.path.join(paths.root_dir, ANALYSIS_DIR)
     prefix = os.path.join(directory, name)
     effects_path = f"{prefix}_motif_effects.tsv"
@@ -242,9 +244,9 @@ def summarise_attended(args: argparse.Namespace) -> dict:
     outputs["summary_path"] = summary_path
 
     top = {}
+    labels = summary.set_index("motif")["label"]
     for cell in cells:
         top[cell] = {d: ranked(summary, cell, n, d) for d in ("up", "down")}
-        labels = summary.set_index("motif")["label"]
         print(cell)
         print(f"  Top {n} up-regulating motifs: {', '.join(str(labels[m]) for m in top[cell]['up'])}")
         print(f"  Top {n} down-regulating motifs: {', '.join(str(labels[m]) for m in top[cell]['down'])}")
@@ -262,7 +264,7 @@ def summarise_attended(args: argparse.Namespace) -> dict:
     pwms = _motif_pwms(meme_file)
     limit = min(n, args.max_logos)
     for direction, word in (("up", "upreg"), ("down", "downreg")):
-        common = common_motifs(summary, cells, n, direction)
+        common = common_motifs(summary, cells, top, direction)
         print(f"{'Up' if direction == 'up' else 'Down'}-regulating motifs common to all cells: "
               f"{', '.join(common) if common else 'none'}")
         outputs[f"common_{direction}"] = common

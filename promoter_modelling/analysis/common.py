@@ -4,10 +4,9 @@ go, and the fluorescence sequences and measurements analysed."""
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import re
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -16,30 +15,17 @@ from promoter_modelling import runs
 from promoter_modelling.config import Paths
 from promoter_modelling.errors import InputError
 
-_SCORE_IN_NAME = re.compile(r"=(-?[0-9.]+(?:e[-+]?\d+)?)(?:-v\d+)?\.ckpt$")
+if TYPE_CHECKING:
+    from promoter_modelling.strategies import Phase
 
 
-def final_name(args: argparse.Namespace) -> str:
-    """Run name (without seed suffix) of the model a strategy finally produces."""
-    if args.modelling_strategy == "single_task" and not args.single_task:
-        raise InputError("--modelling_strategy single_task needs --single_task")
-    if args.modelling_strategy == "joint" and not args.joint_tasks:
-        raise InputError("--modelling_strategy joint needs --joint_tasks")
-    if args.modelling_strategy.startswith("pretrain") and not args.pretrain_tasks:
-        raise InputError(f"--modelling_strategy {args.modelling_strategy} needs --pretrain_tasks")
-    if args.modelling_strategy in ("pretrain+finetune", "pretrain+linear_probing") and not args.finetune_tasks:
-        raise InputError(f"--modelling_strategy {args.modelling_strategy} needs --finetune_tasks")
-    return runs.name_format(args.modelling_strategy, args.model_name, single_task=args.single_task,
-                            joint_tasks=args.joint_tasks, pretrain_tasks=args.pretrain_tasks,
-                            finetune_tasks=args.finetune_tasks, suffix=args.optional_name_suffix,
-                            model_size=args.model_size)
+def final_phase(args: argparse.Namespace) -> Phase:
+    """The phase whose models a strategy finally produces (`strategies.plan`'s last phase): its run
+    name without seed suffix (`name_format`), `num_seeds` (1 for pretraining) and the `direction`
+    of the metric that chose its checkpoints. Missing task flags raise plan's InputError."""
+    from promoter_modelling.strategies import plan
 
-
-def metric_direction(args: argparse.Namespace) -> str:
-    """Direction of the metric that chose the checkpoints of the strategy's final phase."""
-    if args.modelling_strategy == "pretrain":
-        return args.pretrain_metric_direction_which_is_optimal
-    return args.metric_direction_which_is_optimal
+    return plan(args)[-1]
 
 
 @dataclass(frozen=True)
@@ -51,21 +37,6 @@ class SeedModel:
     score: float
 
 
-def checkpoint_score(root_dir: str, run: str, checkpoint: str) -> float:
-    """Validation score of a run's best checkpoint: from done.txt, else from the file name."""
-    done = os.path.join(runs.run_dir(root_dir, run), "done.txt")
-    if os.path.exists(done):
-        try:
-            with open(done, encoding="utf-8") as handle:
-                score = json.load(handle).get("best_score")
-            if score is not None and np.isfinite(float(score)):
-                return float(score)
-        except (json.JSONDecodeError, AttributeError, TypeError, ValueError):
-            pass
-    match = _SCORE_IN_NAME.search(os.path.basename(checkpoint))
-    return float(match.group(1)) if match else float("nan")
-
-
 def seed_models(paths: Paths, base_name: str, num_seeds: int, direction: str,
                 data_split_seeds: bool = False) -> list[SeedModel]:
     """Best checkpoint of every seed's run (`<name>_seed_k`, or `<name>_dl_seed_k` for models of the
@@ -73,8 +44,8 @@ def seed_models(paths: Paths, base_name: str, num_seeds: int, direction: str,
     found = []
     for seed in range(max(1, num_seeds)):
         run = runs.seed_run_name(base_name, seed, num_seeds, data_split_seeds)
-        checkpoint = runs.best_checkpoint(paths.root_dir, run, direction)
-        found.append(SeedModel(run, checkpoint, checkpoint_score(paths.root_dir, run, checkpoint)))
+        checkpoint, score = runs.best_checkpoint_with_score(paths.root_dir, run, direction)
+        found.append(SeedModel(run, checkpoint, score))
     return found
 
 

@@ -376,23 +376,22 @@ def print_top(summary: pd.DataFrame, n: int = 10) -> None:
 def perform_analysis(args: argparse.Namespace) -> dict:
     """Run the motif insertion analysis a command line describes; returns its output paths and summary."""
     from promoter_modelling.analysis.common import (
-        final_name,
+        final_phase,
         fluorescence_data,
-        metric_direction,
         output_dir,
         resolve_device,
         seed_models,
     )
     from promoter_modelling.checkpoints import load_checkpoint_model
     from promoter_modelling.config import load_paths
-    from promoter_modelling.io_utils import save_json, save_table
+    from promoter_modelling.io_utils import fingerprint, save_json, save_table
     from promoter_modelling.strategies import input_setup
 
     start = time.time()
     paths = load_paths(args.config_path)
-    name = final_name(args)
-    num_seeds = 1 if args.modelling_strategy == "pretrain" else args.num_random_seeds
-    found = seed_models(paths, name, num_seeds, metric_direction(args), args.data_split_seeds)
+    phase = final_phase(args)
+    name = phase.name_format
+    found = seed_models(paths, name, phase.num_seeds, phase.direction, args.data_split_seeds)
     meme_file = args.meme_file or default_meme_file()
     motifs = read_motifs(meme_file)
     print(f"{len(motifs)} motifs from {meme_file}; models: {', '.join(m.run for m in found)}")
@@ -403,9 +402,13 @@ def perform_analysis(args: argparse.Namespace) -> dict:
     prefix = os.path.join(out_dir, name)
     meta_path = f"{prefix}_motif_insertion.json"
     summary_path = f"{prefix}_motif_effects.tsv"
-    params = parameters(args, meme_file, [m.checkpoint for m in found], head)
+    checkpoints = [m.checkpoint for m in found]
+    params = parameters(args, meme_file, checkpoints, head)
+    # the files' size and mtime too: a checkpoint retrained at the same path invalidates the results
+    inputs_fingerprint = fingerprint([meme_file, *checkpoints], params)
     stored = _read_json(meta_path)
-    if not args.overwrite and stored and stored.get("parameters") == params and os.path.exists(summary_path):
+    if (not args.overwrite and stored and stored.get("parameters") == params
+            and stored.get("fingerprint") == inputs_fingerprint and os.path.exists(summary_path)):
         print(f"results for these models and parameters exist: {summary_path} (pass --overwrite to recompute)")
         summary = pd.read_csv(summary_path, sep="\t")
         print_top(summary, args.top_n)
@@ -435,9 +438,9 @@ def perform_analysis(args: argparse.Namespace) -> dict:
                                                        args.per_sequence_output)}
     if not args.no_plots:
         outputs.update(write_plots(summary, motifs, prefix, name, top=args.top_n))
-    save_json({"parameters": params, "outputs": outputs, "runs": [m.run for m in found], "cells": result.cells,
-               "num_sequences": int(len(codes)), "num_motifs": len(motifs), "seconds": time.time() - start},
-              meta_path)
+    save_json({"parameters": params, "fingerprint": inputs_fingerprint, "outputs": outputs,
+               "runs": [m.run for m in found], "cells": result.cells, "num_sequences": int(len(codes)),
+               "num_motifs": len(motifs), "seconds": time.time() - start}, meta_path)
     print_top(summary, args.top_n)
     print(f"motif effects: {summary_path}")
     for key, value in outputs.items():

@@ -27,10 +27,9 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 import scipy.stats
-import torch
 
 from promoter_modelling.errors import InputError
-from promoter_modelling.heads import BINARY, GROUPED_MULTICLASS, MASKED_MULTILABEL, HeadSpec
+from promoter_modelling.heads import GROUPED_MULTICLASS, HeadSpec, head_probabilities
 
 OUTPUT_DIR = "transfer_performance"
 SURE_PREFIX = "SuRE_"
@@ -73,14 +72,11 @@ def head_groups(specs: list[HeadSpec]) -> list[HeadGroup]:
 def head_values(spec: HeadSpec, logits: np.ndarray) -> np.ndarray:
     """Comparable values of one head: expected class per output for grouped multiclass heads
     (softmax per output's own class group), probabilities for binary heads, raw regression outputs."""
+    values = head_probabilities(spec, np.asarray(logits, dtype=np.float64))
     if spec.kind == GROUPED_MULTICLASS:
-        groups = torch.as_tensor(logits, dtype=torch.float64).reshape(len(logits), len(spec.output_names),
-                                                                        spec.num_classes)
-        probabilities = groups.softmax(dim=-1)
-        return (probabilities * torch.arange(spec.num_classes, dtype=torch.float64)).sum(dim=-1).numpy()
-    if spec.kind in (BINARY, MASKED_MULTILABEL):
-        return 1.0 / (1.0 + np.exp(-np.asarray(logits, dtype=np.float64)))
-    return np.asarray(logits, dtype=np.float64)
+        groups = values.reshape(len(values), len(spec.output_names), spec.num_classes)
+        return groups @ np.arange(spec.num_classes, dtype=np.float64)
+    return values
 
 
 def group_predictions(model, groups: list[HeadGroup], codes: np.ndarray, batch_size: int,
@@ -143,24 +139,12 @@ def compare(predictions: dict[str, np.ndarray], groups: list[HeadGroup], y: np.n
     return pd.DataFrame(rows), panels
 
 
-def transfer_model_runs(args: argparse.Namespace) -> tuple[str, int, str]:
-    """(run name, number of seeds, metric direction) of the model a command evaluates."""
-    from promoter_modelling import runs
-    from promoter_modelling.analysis.common import final_name
-
-    if args.modelling_strategy == "pretrain":
-        if not args.pretrain_tasks:
-            raise InputError("--modelling_strategy pretrain needs --pretrain_tasks")
-        name = runs.pretrain_name(args.model_name, args.pretrain_tasks, args.model_size)
-        return name, 1, args.pretrain_metric_direction_which_is_optimal
-    return final_name(args), args.num_random_seeds, args.metric_direction_which_is_optimal
-
-
 def evaluate_transfer(args: argparse.Namespace) -> dict:
     """Run eval_transfer_performance for a command line; returns the table and output paths."""
     from promoter_modelling.analysis import plots
     from promoter_modelling.analysis.common import (
         best_seed_model,
+        final_phase,
         fluorescence_data,
         output_dir,
         resolve_device,
@@ -172,8 +156,9 @@ def evaluate_transfer(args: argparse.Namespace) -> dict:
     from promoter_modelling.tasks.registry import build_task
 
     paths = load_paths(args.config_path)
-    name, num_seeds, direction = transfer_model_runs(args)
-    chosen = best_seed_model(seed_models(paths, name, num_seeds, direction, args.data_split_seeds), direction)
+    phase = final_phase(args)
+    name, direction = phase.name_format, phase.direction
+    chosen = best_seed_model(seed_models(paths, name, phase.num_seeds, direction, args.data_split_seeds), direction)
     print(f"Best existing model across seeds is: {chosen.checkpoint}")
     device = resolve_device(args.device)
     model = load_checkpoint_model(chosen.checkpoint, map_location=device)
@@ -184,8 +169,7 @@ def evaluate_transfer(args: argparse.Namespace) -> dict:
     indices = parse_output_inds(args.output_inds_to_compare, groups, eval_outputs)
     table, codes = fluorescence_data(paths, args.task_to_evaluate)
     y = table[eval_outputs].to_numpy(dtype=np.float64)
-    with torch.inference_mode():
-        predictions = group_predictions(model, groups, codes, args.batch_size, device)
+    predictions = group_predictions(model, groups, codes, args.batch_size, device)
     results, panels = compare(predictions, groups, y, eval_outputs, indices)
     for group in groups:
         print(f"Comparing predictions from head group {group.name} ({', '.join(s.name for s in group.specs)}) "
