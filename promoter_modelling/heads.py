@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -79,11 +80,14 @@ def head_loss(spec: HeadSpec, y_hat: torch.Tensor, y: torch.Tensor, mask: torch.
     return sum(F.cross_entropy(groups[:, i], targets[:, i]) for i in range(len(spec.output_names)))
 
 
-def head_probabilities(spec: HeadSpec, y_hat: torch.Tensor) -> torch.Tensor:
-    """Turn logits into probabilities where the head is a classifier (softmax per output group)."""
+def head_probabilities(spec: HeadSpec, values: np.ndarray) -> np.ndarray:
+    """Turn a head's outputs (N, outputs) into probabilities where the head is a classifier:
+    sigmoid for binary and multilabel heads, softmax per output's class group for grouped
+    multiclass heads; regression outputs are returned as they are."""
     if spec.kind in (BINARY, MASKED_MULTILABEL):
-        return torch.sigmoid(y_hat)
+        return 1.0 / (1.0 + np.exp(-values))
     if spec.kind == GROUPED_MULTICLASS:
-        groups = y_hat.reshape(y_hat.shape[0], len(spec.output_names), spec.num_classes)
-        return groups.softmax(dim=-1).reshape(y_hat.shape)
-    return y_hat
+        groups = values.reshape(len(values), len(spec.output_names), spec.num_classes)
+        groups = np.exp(groups - groups.max(axis=-1, keepdims=True))
+        return (groups / groups.sum(axis=-1, keepdims=True)).reshape(values.shape)
+    return values

@@ -31,7 +31,7 @@ import pandas as pd
 
 from promoter_modelling import sequence as seqlib
 from promoter_modelling.errors import InputError
-from promoter_modelling.heads import BINARY, GROUPED_MULTICLASS, MASKED_MULTILABEL, HeadSpec
+from promoter_modelling.heads import GROUPED_MULTICLASS, HeadSpec, head_probabilities
 from promoter_modelling.io_utils import save_table
 
 ID_COLUMNS = ("id", "name", "sequence_id", "seq_id")
@@ -212,16 +212,6 @@ def output_columns(spec: HeadSpec, prefix: str) -> list[str]:
     return [f"{prefix}{o}" for o in spec.output_names]
 
 
-def _probabilities(spec: HeadSpec, values: np.ndarray) -> np.ndarray:
-    if spec.kind in (BINARY, MASKED_MULTILABEL):
-        return 1.0 / (1.0 + np.exp(-values))
-    if spec.kind == GROUPED_MULTICLASS:
-        groups = values.reshape(len(values), len(spec.output_names), spec.num_classes)
-        groups = np.exp(groups - groups.max(axis=-1, keepdims=True))
-        return (groups / groups.sum(axis=-1, keepdims=True)).reshape(values.shape)
-    return values
-
-
 def _expected_length(model, heads: list[str], sequence_length: int | None, path: str) -> int | None:
     if sequence_length:
         return int(sequence_length)
@@ -312,7 +302,7 @@ def predict_sequences(checkpoints: str | Sequence[str], sequences: Sequence[str]
                              progress=progress)
         for spec in specs:
             values = out[spec.name].astype(np.float64)
-            values = _probabilities(spec, values) if probabilities else values
+            values = head_probabilities(spec, values) if probabilities else values
             total[spec.name] = total.get(spec.name, 0.0) + values
         del model
     columns: dict = {}  # built in one step: heads can have hundreds of outputs
