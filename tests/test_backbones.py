@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from promoter_modelling.backbones.registry import BACKBONES, MODEL_SIZES, build_backbone
+from promoter_modelling.backbones.base import Backbone
+from promoter_modelling.backbones.registry import BACKBONES, MODEL_SIZES, backbone_names, build_backbone
 from promoter_modelling.errors import InputError
 
 NEW_BACKBONES = ["PureCNN", "PureCNNLarge", "MotifBasedFCN", "MotifBasedFCNLarge", "LegNet", "LegNetLarge",
@@ -255,3 +256,22 @@ def test_legnet_uses_the_onecycle_recipe():
     assert build_backbone("LegNet", "tiny").optimizer_recipe == "onecycle"
     assert build_backbone("LegNetLarge", "tiny").optimizer_recipe == "onecycle"
     assert getattr(build_backbone("PureCNN", "tiny"), "optimizer_recipe", "adamw") == "adamw"
+
+
+@pytest.mark.parametrize("name", backbone_names())
+def test_every_backbone_keeps_the_base_contract(name):
+    """Each registered backbone is a Backbone with a known input kind and optimizer recipe, and
+    returns (B, embed_dims) features for a valid batch of its input kind."""
+    extra = {"num_motifs": 7} if name.startswith("MotifBasedFCN") else {}
+    model = build_backbone(name, "tiny", **extra)  # tiny DNABERT sizes are random-init BERT configs
+    assert isinstance(model, Backbone)
+    assert model.input_kind in ("onehot", "tokens", "motif_counts")
+    assert model.optimizer_recipe in ("adamw", "onecycle")
+    assert isinstance(model.embed_dims, int) and model.embed_dims > 0
+    assert model.input_length is None or isinstance(model.input_length, int)
+    if name == "PureCNN":
+        assert model.input_length == 250
+    model.eval()
+    with torch.no_grad():
+        out = model(_inputs(model.input_kind, 2, length=model.input_length or 250, num_motifs=7))
+    assert out.shape == (2, model.embed_dims)

@@ -7,10 +7,13 @@ state dict loads (strict) without a dummy forward pass.
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from promoter_modelling.backbones.base import Backbone
 from promoter_modelling.backbones.blocks import CNNBlock
 from promoter_modelling.errors import InputError
 
@@ -32,7 +35,7 @@ def output_length(stack: nn.Sequential, length: int) -> int:
     return length
 
 
-class PureCNN(nn.Module):
+class PureCNN(Backbone):
     """One-hot (B, L, 4) -> pairs of CNNBlocks (k=5, padding 1), each pair followed by a max-pool ->
     flatten -> linear1 -> ReLU -> linear2 -> (B, embed_dims).
 
@@ -40,7 +43,7 @@ class PureCNN(nn.Module):
     seq_len 250 (linear1 in_features 9216; 29.84M parameters); keys promoter_cnn.{0,1,3,4}.
     """
 
-    input_kind = "onehot"
+    input_kind: ClassVar[str] = "onehot"
 
     def __init__(self, embed_dims: int = 1024, seq_len: int = 250,
                  channels: tuple[int, ...] = (512, 768, 768, 1024), pools: tuple[int, ...] = (5, 5),
@@ -68,6 +71,11 @@ class PureCNN(nn.Module):
         x = self.promoter_cnn(seq.transpose(1, 2))  # (B, C, L')
         x = x.transpose(1, 2).flatten(1)  # position-major, as published
         return self.linear2(F.relu(self.linear1(x)))
+
+    @property
+    def input_length(self) -> int:
+        """`seq_len`: linear1's input width is fixed by it, so no other length is accepted."""
+        return self.seq_len
 
 
 class PureCNNLarge(PureCNN):

@@ -10,10 +10,12 @@ the small and tiny sizes use this.
 from __future__ import annotations
 
 import os
+from typing import ClassVar
 
 import torch
 from torch import nn
 
+from promoter_modelling.backbones.base import Backbone
 from promoter_modelling.errors import InputError
 
 DEFAULT_DNABERT_PATH = "zhihan1996/DNA_bert_6"
@@ -38,11 +40,11 @@ def _load_error(path: str, exc: Exception) -> InputError:
                       "holding config.json, the weights and vocab.txt, or a reachable hub id")
 
 
-class DNABERT(nn.Module):
+class DNABERT(Backbone):
     """Token ids (B, T) -> BertModel -> pooler_output (B, hidden_size). No attention mask: every
     sequence of a task has the same length, as in the published model."""
 
-    input_kind = "tokens"
+    input_kind: ClassVar[str] = "tokens"
     random_init = False
 
     def __init__(self, dnabert_path: str = DEFAULT_DNABERT_PATH, config: dict | None = None) -> None:

@@ -10,11 +10,14 @@ LegNet trains with AdamW + OneCycleLR (`optimizer_recipe`, read by the Lightning
 from __future__ import annotations
 
 import math
+from typing import ClassVar
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from promoter_modelling.backbones.base import Backbone
 
 
 def cp_rank(shape: tuple[int, ...], fraction: float) -> int:
@@ -122,7 +125,7 @@ def _conv_bn_silu(in_ch: int, out_ch: int, kernel: int, momentum: float, groups:
             nn.BatchNorm1d(out_ch, momentum=momentum), nn.SiLU()]
 
 
-class LegNet(nn.Module):
+class LegNet(Backbone):
     """One-hot (B, L, 4) -> stem + (inverted residual, resize) blocks -> global average -> (B, block_sizes[-1]).
 
     Published size: block_sizes (256, 128, 128, 64, 64, 64, 64), ks 7, resize_factor 4,
@@ -130,8 +133,8 @@ class LegNet(nn.Module):
     the `bins` buffer are unused but kept so published state dicts load with strict=True.
     """
 
-    input_kind = "onehot"
-    optimizer_recipe = "onecycle"
+    input_kind: ClassVar[str] = "onehot"
+    optimizer_recipe: ClassVar[str] = "onecycle"
     default_block_sizes: tuple[int, ...] = (256, 128, 128, 64, 64, 64, 64)
 
     def __init__(self, seqsize: int = 250, block_sizes: tuple[int, ...] | None = None, ks: int = 7,

@@ -6,9 +6,12 @@ number of motifs comes from the MEME file scanned, not a fixed 693.
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import torch
 from torch import nn
 
+from promoter_modelling.backbones.base import Backbone
 from promoter_modelling.errors import InputError
 
 
@@ -24,14 +27,14 @@ def _mlp(num_motifs: int, widths: tuple[int, ...]) -> nn.Sequential:
     return nn.Sequential(*layers)
 
 
-class MotifBasedFCN(nn.Module):
+class MotifBasedFCN(Backbone):
     """Motif counts (B, num_motifs) -> Linear/ReLU stack -> (B, motif_embed_dims).
 
     Published size: hidden (2048, 1024, 1024), embed 512; keys motifs_fcn.{0,2,4,6}
     (5.09M parameters with 693 motifs).
     """
 
-    input_kind = "motif_counts"
+    input_kind: ClassVar[str] = "motif_counts"
     default_hidden: tuple[int, ...] = (2048, 1024, 1024)
     default_embed = 512
 

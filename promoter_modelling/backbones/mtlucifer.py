@@ -5,10 +5,11 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from promoter_modelling.backbones.base import Backbone
 from promoter_modelling.backbones.blocks import CNNBlock, TransformerBlock
 
 
-class MTLucifer(nn.Module):
+class MTLucifer(Backbone):
     """One-hot (B, L, 4) -> CNN stem (3 CNNBlocks, k=5) -> CLS + transformer blocks -> CLS (B, D).
 
     Published size: nucleotide_embed_dims=1024, nheads=8, mlp_dim_ratio=4, cnn_channels=(256, 512),
@@ -20,7 +21,6 @@ class MTLucifer(nn.Module):
     cache-sized slices did not measure faster (docs/performance.md).
     """
 
-    input_kind = "onehot"
     cpu_inference_slice_bytes = 256 * 2**20
 
     def __init__(self, nucleotide_embed_dims: int = 1024, nheads: int = 8, mlp_dim_ratio: int = 4,
