@@ -13,6 +13,7 @@ import torch
 from promoter_modelling.errors import InputError
 from promoter_modelling.fixtures import sharpr as sharpr_fixture
 from promoter_modelling.tasks import sharpr
+from promoter_modelling.tasks.base import LoaderSettings
 from promoter_modelling.tasks.registry import build_task
 
 
@@ -25,7 +26,7 @@ def data_dir(tmp_path_factory) -> str:
 
 @pytest.fixture(scope="module")
 def task(data_dir):
-    built = build_task("Sharpr_MPRA", data_dir, batch_size=64)
+    built = build_task("Sharpr_MPRA", data_dir, LoaderSettings(batch_size=64))
     built.prepare()
     return built
 
@@ -33,8 +34,8 @@ def task(data_dir):
 def test_one_hot_to_codes_by_hand():
     one_hot = np.array([[[1, 0, 0, 0], [0, 0, 0, 1], [0, 0, 0, 0], [0.25, 0.25, 0.25, 0.25], [0, 1, 0, 0],
                          [0, 0, 1, 0]]], dtype=np.float32)
-    assert sharpr.one_hot_to_codes(one_hot).tolist() == [[0, 3, 4, 4, 1, 2]]
-    assert sharpr.one_hot_to_codes(one_hot.astype(bool)).tolist() == [[0, 3, 4, 4, 1, 2]]
+    assert sharpr.one_hot_to_codes(one_hot).tolist() == [[0, 3, 5, 4, 1, 2]]  # all-zero stays zero (PAD)
+    assert sharpr.one_hot_to_codes(one_hot.astype(bool)).tolist() == [[0, 3, 5, 4, 1, 2]]
 
 
 def test_output_names_and_head(task):

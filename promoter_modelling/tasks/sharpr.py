@@ -16,7 +16,7 @@ import numpy as np
 from promoter_modelling.errors import InputError
 from promoter_modelling.heads import REGRESSION, HeadSpec
 from promoter_modelling.io_utils import load_npy, save_npy
-from promoter_modelling.sequence import N_CODE
+from promoter_modelling.sequence import N_CODE, PAD_CODE
 from promoter_modelling.tasks.base import ArrayDataset, RawFile, TaskDataModule
 from promoter_modelling.tasks.storage import npy_writer
 
@@ -35,13 +35,15 @@ CHUNK = 100_000
 
 
 def one_hot_to_codes(one_hot: np.ndarray) -> np.ndarray:
-    """(N, L, 4) one-hot (any numeric or bool dtype) -> (N, L) uint8 codes; a position with
-    no single maximal channel (all zero, or 0.25 everywhere) becomes N."""
+    """(N, L, 4) one-hot (any numeric or bool dtype) -> (N, L) uint8 codes. An all-zero position
+    becomes PAD (the all-zero one-hot, as the published inputs keep it); a position with several
+    maximal channels (0.25 everywhere) becomes N."""
     values = np.asarray(one_hot, dtype=np.float32)
     codes = values.argmax(axis=-1).astype(np.uint8)
     top = values.max(axis=-1)
     ties = (values == top[..., None]).sum(axis=-1) > 1
-    codes[(top <= 0) | ties] = N_CODE
+    codes[ties] = N_CODE
+    codes[top <= 0] = PAD_CODE
     return codes
 
 
@@ -88,6 +90,9 @@ class SharprMPRA(TaskDataModule):
 
     def raw_files(self) -> list[RawFile]:
         return [RawFile(name, url=URL.format(name=name)) for name in FILES.values()]
+
+    def cache_params(self) -> dict:
+        return {"all_zero_positions": "pad"}  # caches from before all-zero positions became PAD are rebuilt
 
     def build_cache(self) -> None:
         for split, name in FILES.items():
