@@ -18,7 +18,7 @@ $(VENV)/.installed: setup.py
 setup: $(VENV)/.installed
 
 demo: setup
-	$(PY) -m promoter_modelling.demo --output_dir $(DEMO_DIR)
+	$(VENV)/bin/promoter-modelling demo --output_dir $(DEMO_DIR)
 
 test: setup
 	$(PY) -m ruff check .

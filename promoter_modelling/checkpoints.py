@@ -8,8 +8,6 @@ package's modules and writes a checkpoint of this package's format.
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
 import tempfile
 from collections.abc import Sequence
@@ -20,6 +18,7 @@ from lightning.pytorch.plugins.io import TorchCheckpointIO
 from promoter_modelling.download import atomic_path
 from promoter_modelling.errors import InputError
 from promoter_modelling.heads import HeadSpec
+from promoter_modelling.lightning_module import MultiTaskModule
 
 
 def _torch_load(path: str, map_location: str | torch.device = "cpu"):
@@ -45,10 +44,19 @@ def read_checkpoint(path: str, map_location: str | torch.device = "cpu") -> dict
     return checkpoint
 
 
-def load_checkpoint_model(path: str, map_location: str | torch.device = "cpu"):
-    """Rebuild a MultiTaskModule from its checkpoint, in eval mode."""
-    from promoter_modelling.lightning_module import MultiTaskModule
+def load_model(path: str, map_location: str | torch.device = "cpu") -> MultiTaskModule:
+    """Rebuild a trained model from a checkpoint of this package.
 
+    Parameters
+    ----------
+    path : a `.ckpt` written by training, `import-checkpoint` or `save_model_checkpoint`.
+    map_location : device the weights are loaded onto.
+
+    Returns
+    -------
+    MultiTaskModule in eval mode, with its heads, training sequence lengths and input recipe
+    (`model.input_recipe`) restored, so sequences can be read exactly as in training.
+    """
     checkpoint = read_checkpoint(path, map_location)
     hparams = checkpoint.get("hyper_parameters")
     if not hparams or "heads" not in hparams:
@@ -213,8 +221,6 @@ def import_published_checkpoint(path: str, model_name: str, heads: str | Sequenc
     them; checkpoint heads that were not asked for are refused unless `allow_unused_heads`.
     With `out`, the model is also written there as a checkpoint of this package.
     """
-    from promoter_modelling.lightning_module import MultiTaskModule
-
     state = _published_state(path)
     specs = resolve_heads(heads, data_dir)
     has_backbone = any(k.startswith(_BACKBONE) for k in state)
@@ -277,29 +283,3 @@ def import_published_checkpoint(path: str, model_name: str, heads: str | Sequenc
     if out:
         save_model_checkpoint(model, out, {"imported_from": os.path.abspath(path)})
     return model
-
-
-def import_main(argv: list[str] | None = None) -> None:
-    """`promoter-modelling import-checkpoint`: convert a published checkpoint."""
-    parser = argparse.ArgumentParser(
-        prog="promoter-modelling import-checkpoint",
-        description="Convert a checkpoint written by the published code into this package's format "
-                    "(usable by predict, the analyses and as a pretrained backbone).")
-    parser.add_argument("--checkpoint", required=True, help="published .ckpt file")
-    parser.add_argument("--model_name", default="MTLucifer", help="backbone the checkpoint was trained with")
-    parser.add_argument("--tasks", required=True,
-                        help="comma-separated tasks it was trained on, e.g. FluorescenceData or RNASeq,FluorescenceData")
-    parser.add_argument("--output", required=True, help="checkpoint to write")
-    parser.add_argument("--model_size", default="full", help="full (published), small or tiny")
-    parser.add_argument("--backbone_kwargs", type=json.loads, default=None,
-                        help="JSON dict of backbone constructor arguments (e.g. num_motifs)")
-    parser.add_argument("--data_dir", default=None, help="data root, for tasks whose outputs come from their data")
-    parser.add_argument("--allow_unused_heads", action="store_true", help="drop checkpoint heads of other tasks")
-    parser.add_argument("--sequence_length", type=int, default=None,
-                        help="training sequence length to record (default: the published one for known tasks)")
-    args = parser.parse_args(argv)
-    model = import_published_checkpoint(args.checkpoint, args.model_name, args.tasks, args.model_size, args.output,
-                                        backbone_kwargs=args.backbone_kwargs, data_dir=args.data_dir,
-                                        allow_unused_heads=args.allow_unused_heads,
-                                        sequence_length=args.sequence_length)
-    print(f"wrote {args.output}: {args.model_name} ({args.model_size}) with heads {', '.join(model.heads)}")

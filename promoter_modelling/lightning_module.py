@@ -1,12 +1,15 @@
 """The multi-task Lightning module: one backbone, one linear head per task.
 
-Single-task runs use the plain task loss. Multi-task runs weight each task by a learned
-log-variance s (Kendall et al.): loss = exp(-s) / (1 + is_regression) * L + s / 2, as published.
-Hyperparameters, including every head's spec, are saved in checkpoints, so a checkpoint alone
-rebuilds the model (`load_model`).
+Single-task runs use the plain task loss (`single_task_loss="published"`: the published fixed
+log-variance s = 1). Multi-task runs weight each task by a learned log-variance s (Kendall et
+al.): loss = exp(-s) / (1 + is_regression) * L + s / 2, as published. Hyperparameters, including
+every head's spec, and the input recipe are saved in checkpoints, so a checkpoint alone rebuilds
+the model and reads sequences as training did (`checkpoints.load_model`).
 """
 
 from __future__ import annotations
+
+from dataclasses import replace
 
 import lightning as L
 import torch
@@ -16,9 +19,12 @@ from torch import nn
 from promoter_modelling.backbones.registry import build_backbone
 from promoter_modelling.heads import HeadSpec, head_loss
 from promoter_modelling.metrics import HeadMetrics
+from promoter_modelling.recipe import InputRecipe
 from promoter_modelling.sequence import codes_to_one_hot
 
 FREEZE_MODES = (None, "all", "published")
+SINGLE_TASK_LOSSES = ("plain", "published")
+PUBLISHED_SINGLE_TASK_LOG_VAR = 1.0
 
 
 class MultiTaskModule(L.LightningModule):
@@ -27,11 +33,13 @@ class MultiTaskModule(L.LightningModule):
     def __init__(self, heads: list[dict], model_name: str = "MTLucifer", model_size: str = "full",
                  backbone_kwargs: dict | None = None, lr: float = 1e-5, weight_decay: float = 1e-4,
                  loss_weighting: str | None = None, freeze_backbone: str | None = None,
-                 scheduler_interval: str = "step", seed: int = 0) -> None:
+                 scheduler_interval: str = "step", seed: int = 0, single_task_loss: str = "plain") -> None:
         super().__init__()
         self.save_hyperparameters()
         if freeze_backbone not in FREEZE_MODES:
             raise ValueError(f"freeze_backbone must be one of {FREEZE_MODES}")
+        if single_task_loss not in SINGLE_TASK_LOSSES:
+            raise ValueError(f"single_task_loss must be one of {SINGLE_TASK_LOSSES}")
         self.backbone = build_backbone(model_name, model_size, **(backbone_kwargs or {}))
         self.head_specs = [HeadSpec.from_dict(h) if isinstance(h, dict) else h for h in heads]
         names = [s.name for s in self.head_specs]
@@ -44,15 +52,25 @@ class MultiTaskModule(L.LightningModule):
         self.metrics = nn.ModuleDict({split: nn.ModuleDict({s.name: HeadMetrics(s) for s in self.head_specs})
                                       for split in ("val", "test")})
         self.last_metrics: dict[str, dict[str, float]] = {}
-        # Training sequence length per head (one-hot inputs), saved in checkpoints so `predict`
-        # can check its inputs.
+        # Training sequence length per head (one-hot inputs), saved in checkpoints (in the input
+        # recipe) so `predict` can check its inputs.
         self.sequence_lengths: dict[str, int] = {}
+        # How sequences become this model's inputs; the run sets it, checkpoints carry it.
+        # (checkpoints without a recipe: token models read the tokenizer their weights came from)
+        tokenizer = (backbone_kwargs or {}).get("dnabert_path") if self.backbone.input_kind == "tokens" else None
+        self.input_recipe = InputRecipe(self.backbone.input_kind, tokenizer=tokenizer)
         self.apply_freeze()
 
     # --- model -------------------------------------------------------------------------------
     @property
     def input_kind(self) -> str:
-        return getattr(self.backbone, "input_kind", "onehot")
+        return self.backbone.input_kind
+
+    def set_input_recipe(self, recipe: InputRecipe) -> None:
+        """Record how the training inputs were made (saved with every checkpoint)."""
+        if recipe.kind != self.input_kind:
+            raise ValueError(f"a {recipe.kind} input recipe cannot feed a backbone reading {self.input_kind} inputs")
+        self.input_recipe = recipe
 
     def apply_freeze(self) -> None:
         mode = self.hparams.freeze_backbone
@@ -93,6 +111,9 @@ class MultiTaskModule(L.LightningModule):
         y_hat = self(batch["x"], heads=[spec.name])[spec.name]
         raw = head_loss(spec, y_hat, batch["y"], batch.get("mask"))
         if not self.weighted:
+            if self.hparams.single_task_loss == "published":
+                s = torch.tensor(PUBLISHED_SINGLE_TASK_LOG_VAR, device=raw.device, dtype=raw.dtype)
+                return torch.exp(-s) / (1.0 + float(spec.is_regression)) * raw + 0.5 * s, raw, y_hat
             return raw, raw, y_hat
         s = self.loss_log_vars[spec.name].squeeze()
         weighted = torch.exp(-s) / (1.0 + float(spec.is_regression)) * raw + 0.5 * s
@@ -151,11 +172,16 @@ class MultiTaskModule(L.LightningModule):
         self._epoch_end("test")
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
-        if self.sequence_lengths:
-            checkpoint["sequence_lengths"] = dict(self.sequence_lengths)
+        recipe = replace(self.input_recipe, sequence_lengths={**self.input_recipe.sequence_lengths,
+                                                              **self.sequence_lengths})
+        checkpoint["input_recipe"] = recipe.to_dict()
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
-        self.sequence_lengths = dict(checkpoint.get("sequence_lengths") or self.sequence_lengths)
+        raw = checkpoint.get("input_recipe")
+        if raw:
+            self.set_input_recipe(InputRecipe.from_dict(raw))
+        lengths = (raw or {}).get("sequence_lengths") or checkpoint.get("sequence_lengths") or {}
+        self.sequence_lengths = {**self.sequence_lengths, **{k: int(v) for k, v in lengths.items()}}
 
     def on_train_batch_start(self, batch, batch_idx: int) -> None:
         # Randomness (dropout) depends only on (seed, epoch, batch, rank), so a run resumed from
@@ -169,7 +195,7 @@ class MultiTaskModule(L.LightningModule):
     def configure_optimizers(self):
         params = [p for p in self.parameters() if p.requires_grad]
         lr, wd = self.hparams.lr, self.hparams.weight_decay
-        if getattr(self.backbone, "optimizer_recipe", "adamw") == "onecycle":
+        if self.backbone.optimizer_recipe == "onecycle":
             optimizer = torch.optim.AdamW(params, lr=lr / 25, weight_decay=wd)
             interval = self.hparams.scheduler_interval
             if interval == "step":
@@ -253,8 +279,3 @@ class ShardedSampler(torch.utils.data.DistributedSampler):
         return iter(order[self.rank:self.total_size:self.num_replicas])
 
 
-def load_model(checkpoint_path: str, map_location: str | torch.device = "cpu") -> MultiTaskModule:
-    """Rebuild a model from a checkpoint written by this package (hyperparameters included)."""
-    from promoter_modelling.checkpoints import load_checkpoint_model
-
-    return load_checkpoint_model(checkpoint_path, map_location)

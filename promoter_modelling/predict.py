@@ -2,6 +2,7 @@
 
     promoter-modelling predict --checkpoint best.ckpt [--checkpoint seed_1.ckpt ...] \\
         --input sequences.fa --output predictions.csv
+    promoter-modelling predict --run_dir results/saved_models/<run> --input ... --output ...
 
 Input is FASTA (`>id` lines, sequences on one or more lines) or a CSV/TSV table with a
 `sequence` column (an `id` or `name` column is carried over); `.gz` files are read directly.
@@ -9,6 +10,8 @@ Output is a CSV with the id (when there is one), the input sequence and one `pre
 column per output of the model's head (`pred_<head>_<output>` when several heads are
 predicted). With several checkpoints the predictions are the mean over checkpoints.
 
+Each checkpoint carries its input recipe, so sequences become token ids (DNABERT) or motif
+counts (MotifBasedFCN) exactly as in training, without any training flag.
 Sequences must have the length the model was trained on (recorded in the checkpoint);
 `--pad_or_crop` centre-crops longer ones and pads shorter ones with N on both sides (the extra
 base, when the difference is odd, goes to the right end) instead of refusing them.
@@ -16,12 +19,10 @@ base, when the difference is odd, goes to the right end) instead of refusing the
 
 from __future__ import annotations
 
-import argparse
 import gzip
 import os
 import re
 import sys
-import tempfile
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -29,10 +30,12 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from promoter_modelling import runs
 from promoter_modelling import sequence as seqlib
 from promoter_modelling.errors import InputError
 from promoter_modelling.heads import GROUPED_MULTICLASS, HeadSpec, head_probabilities
 from promoter_modelling.io_utils import save_table
+from promoter_modelling.recipe import InputRecipe
 
 ID_COLUMNS = ("id", "name", "sequence_id", "seq_id")
 _INVALID = re.compile(r"[^ACGTNacgtn]")
@@ -212,52 +215,89 @@ def output_columns(spec: HeadSpec, prefix: str) -> list[str]:
     return [f"{prefix}{o}" for o in spec.output_names]
 
 
+@dataclass(frozen=True)
+class PredictOptions:
+    """How `predict_sequences` predicts.
+
+    heads: heads to predict (default all); batch_size; device (default: a GPU when there is one);
+    sequence_length: expected length (default: the checkpoint's); pad_or_crop: centre-crop or
+    N-pad sequences of other lengths; probabilities: classifier probabilities instead of logits;
+    meme_file / dnabert_path: override the motif file / tokenizer of the checkpoint's input
+    recipe; progress: show a progress bar."""
+
+    heads: Sequence[str] | None = None
+    batch_size: int = 256
+    device: str | None = None
+    sequence_length: int | None = None
+    pad_or_crop: bool = False
+    probabilities: bool = False
+    meme_file: str | None = None
+    dnabert_path: str | None = None
+    progress: bool = False
+
+    def __post_init__(self) -> None:
+        if self.batch_size < 1:
+            raise InputError(f"batch size must be at least 1, got {self.batch_size}")
+
+
+def run_checkpoint(run_directory: str) -> str:
+    """The best checkpoint of a trained run folder (`saved_models/<run>` or its `default/`)."""
+    directory = os.path.abspath(run_directory.rstrip("/"))
+    if os.path.basename(directory) == "default":
+        directory = os.path.dirname(directory)
+    if not os.path.isdir(directory):
+        raise InputError(f"{run_directory}: run folder not found")
+    root = os.path.dirname(os.path.dirname(directory))
+    return runs.best_checkpoint(root, os.path.basename(directory), "max")
+
+
 def _expected_length(model, heads: list[str], sequence_length: int | None, path: str) -> int | None:
     if sequence_length:
         return int(sequence_length)
     if model.input_kind != "onehot":
         return None  # token / motif-count models read sequences of any length
-    known = {h: model.sequence_lengths[h] for h in heads if h in getattr(model, "sequence_lengths", {})}
+    known = {h: model.sequence_lengths[h] for h in heads if h in model.sequence_lengths}
     if len(set(known.values())) > 1:
         raise InputError(f"{path}: heads {', '.join(f'{h} ({n} bp)' for h, n in known.items())} were trained on "
                          "different sequence lengths; choose heads of one length with --heads")
     if known:
         return next(iter(known.values()))
-    return getattr(model.backbone, "seq_len", None)
+    return model.backbone.input_length
 
 
-def _model_inputs(model, sequences: list[str], options: dict, cache: dict) -> np.ndarray:
-    kind = model.input_kind
-    if kind not in cache:
-        if kind == "onehot":
-            cache[kind] = seqlib.encode(sequences)
-        else:
-            from promoter_modelling.tasks.inputs import build_inputs
-
-            merged = dict(options)
-            dnabert = (model.hparams.backbone_kwargs or {}).get("dnabert_path")
-            if kind == "tokens" and dnabert and "dnabert_path" not in merged:
-                merged["dnabert_path"] = dnabert
-            with tempfile.TemporaryDirectory() as scratch:
-                cache[kind] = np.asarray(build_inputs(kind, sequences, scratch, merged))
-    return cache[kind]
+def _recipe_key(recipe: InputRecipe) -> str:
+    """Recipes giving the same inputs share a key (ensemble members reuse one conversion)."""
+    if recipe.kind == "tokens":
+        return f"tokens:{recipe.kmer_vocab.digest}"
+    if recipe.kind == "motif_counts":
+        return f"motifs:{recipe.motifs.digest}:{sorted(recipe.motif_params.items())}"
+    return recipe.kind
 
 
-def predict_sequences(checkpoints: str | Sequence[str], sequences: Sequence[str] | SequenceRecords, *,
-                      ids: Sequence[str] | None = None, heads: Sequence[str] | None = None, batch_size: int = 256,
-                      device: str | None = None, sequence_length: int | None = None, pad_or_crop: bool = False,
-                      probabilities: bool = False, input_options: dict | None = None,
-                      progress: bool = False) -> pd.DataFrame:
+def predict_sequences(checkpoints: str | Sequence[str], sequences: Sequence[str] | SequenceRecords,
+                      options: PredictOptions | None = None, ids: Sequence[str] | None = None) -> pd.DataFrame:
     """Predictions of one checkpoint, or the mean over several (a seed ensemble), per sequence.
 
-    Returns a table with the ids (when given), the sequences as given and the prediction
-    columns (`pred_<output>`, or `pred_<head>_<output>` with several heads). Classifier heads
-    give logits, or probabilities with `probabilities=True` (then averaged over checkpoints).
-    `input_options` carries what token / motif-count models need (dnabert_path, meme_file).
+    Sequences are turned into each model's inputs by the input recipe saved in its checkpoint,
+    exactly as in training; no training flag is needed.
+
+    Parameters
+    ----------
+    checkpoints : one checkpoint path or several (averaged).
+    sequences : DNA strings, or records read by `read_sequences`.
+    options : heads, batch size, device, length handling, probabilities, recipe overrides.
+    ids : sequence ids to carry into the table (plain sequences only).
+
+    Returns
+    -------
+    A table with the ids (when given), the sequences as given and the prediction columns
+    (`pred_<output>`, or `pred_<head>_<output>` with several heads). Classifier heads give
+    logits, or probabilities (then averaged over checkpoints).
     """
-    from promoter_modelling.checkpoints import load_checkpoint_model
+    from promoter_modelling.checkpoints import load_model
     from promoter_modelling.inference import predict_inputs
 
+    options = options or PredictOptions()
     paths = [checkpoints] if isinstance(checkpoints, str) else list(checkpoints)
     if not paths:
         raise InputError("no checkpoint given")
@@ -268,16 +308,17 @@ def predict_sequences(checkpoints: str | Sequence[str], sequences: Sequence[str]
     if not records.sequences:
         raise InputError(f"{records.source}: no sequences to predict")
     check_bases(records)
+    heads, sequence_length = options.heads, options.sequence_length
     total: dict[str, np.ndarray] = {}
-    inputs_by_kind: dict[str, np.ndarray] = {}
+    inputs_by_recipe: dict[str, np.ndarray] = {}
     specs: list[HeadSpec] = []
-    fitted: list[str] | None = None
+    fitted: list[str] = []
     actions: list[str] = []
     length: int | None = None
     for n, path in enumerate(paths):
         with warnings.catch_warnings():  # metric objects built with the model warn about memory use
             warnings.filterwarnings("ignore", message=".*save all targets and predictions.*")
-            model = load_checkpoint_model(path)
+            model = load_model(path)
         model_specs = {s.name: s for s in model.head_specs}
         if n == 0:
             chosen = list(heads) if heads else list(model_specs)
@@ -287,7 +328,7 @@ def predict_sequences(checkpoints: str | Sequence[str], sequences: Sequence[str]
                                  f"{', '.join(model_specs)})")
             specs = [model_specs[h] for h in chosen]
             length = _expected_length(model, chosen, sequence_length, path)
-            fitted, actions = fit_length(records, length, pad_or_crop)
+            fitted, actions = fit_length(records, length, options.pad_or_crop)
         else:
             differ = [s.name for s in specs if s.name not in model_specs
                       or model_specs[s.name].output_names != s.output_names or model_specs[s.name].kind != s.kind]
@@ -297,19 +338,23 @@ def predict_sequences(checkpoints: str | Sequence[str], sequences: Sequence[str]
             other = _expected_length(model, [s.name for s in specs], sequence_length, path)
             if other is not None and length is not None and other != length:
                 raise InputError(f"{path}: trained on {other}-bp sequences but {paths[0]} on {length} bp")
-        inputs = _model_inputs(model, fitted, input_options or {}, inputs_by_kind)
-        out = predict_inputs(model, inputs, batch_size=batch_size, device=device, heads=[s.name for s in specs],
-                             progress=progress)
+        recipe = model.input_recipe.with_overrides(meme_file=options.meme_file, dnabert_path=options.dnabert_path)
+        key = _recipe_key(recipe)
+        if key not in inputs_by_recipe:
+            inputs_by_recipe[key] = recipe.model_inputs(fitted)
+        inputs = inputs_by_recipe[key]
+        out = predict_inputs(model, inputs, batch_size=options.batch_size, device=options.device,
+                             heads=[s.name for s in specs], progress=options.progress)
         for spec in specs:
             values = out[spec.name].astype(np.float64)
-            values = head_probabilities(spec, values) if probabilities else values
+            values = head_probabilities(spec, values) if options.probabilities else values
             total[spec.name] = total.get(spec.name, 0.0) + values
         del model
     columns: dict = {}  # built in one step: heads can have hundreds of outputs
     if records.ids is not None:
         columns[records.id_column or "id"] = records.ids
     columns["sequence"] = records.sequences
-    if pad_or_crop:
+    if options.pad_or_crop:
         columns["length_adjustment"] = actions
     for spec in specs:
         prefix = "pred_" if len(specs) == 1 else f"pred_{spec.name}_"
@@ -322,42 +367,3 @@ def write_predictions(frame: pd.DataFrame, path: str) -> str:
     """Write predictions atomically (tab-separated for .tsv, otherwise CSV)."""
     save_table(frame, path, sep="\t" if path.endswith(".tsv") else ",")
     return path
-
-
-def main(argv: list[str] | None = None) -> None:
-    """`promoter-modelling predict`: sequences file in, predictions CSV out."""
-    parser = argparse.ArgumentParser(prog="promoter-modelling predict", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--checkpoint", action="extend", nargs="+", required=True,
-                        help="checkpoint(s) of this package; several are averaged (repeat the flag or list them)")
-    parser.add_argument("--input", required=True, help="FASTA, or CSV/TSV with a 'sequence' column (.gz allowed)")
-    parser.add_argument("--output", required=True, help="predictions file (CSV; TSV when it ends in .tsv)")
-    parser.add_argument("--heads", default=None, help="comma-separated heads to predict (default: all)")
-    parser.add_argument("--batch_size", type=int, default=256)
-    parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1, ... (default: a GPU when there is one)")
-    parser.add_argument("--sequence_length", type=int, default=None,
-                        help="expected length (default: the length recorded in the checkpoint)")
-    parser.add_argument("--pad_or_crop", action="store_true",
-                        help="centre-crop longer and N-pad shorter sequences instead of refusing them")
-    parser.add_argument("--probabilities", action="store_true", help="classifier heads: probabilities, not logits")
-    parser.add_argument("--motif_meme_file", default=None, help="MEME motifs (MotifBasedFCN models)")
-    parser.add_argument("--dnabert_path", default=None, help="DNABERT tokenizer folder or hub id (DNABERT models)")
-    parser.add_argument("--quiet", action="store_true", help="no progress bar")
-    args = parser.parse_args(argv)
-    if args.batch_size < 1:
-        raise InputError(f"--batch_size must be at least 1, got {args.batch_size}")
-    options = {k: v for k, v in (("meme_file", args.motif_meme_file), ("dnabert_path", args.dnabert_path)) if v}
-    records = read_sequences(args.input)
-    heads = [h.strip() for h in args.heads.split(",") if h.strip()] if args.heads else None
-    frame = predict_sequences(args.checkpoint, records, heads=heads, batch_size=args.batch_size, device=args.device,
-                              sequence_length=args.sequence_length, pad_or_crop=args.pad_or_crop,
-                              probabilities=args.probabilities, input_options=options, progress=not args.quiet)
-    write_predictions(frame, args.output)
-    averaged = f", mean of {len(args.checkpoint)} checkpoints" if len(args.checkpoint) > 1 else ""
-    print(f"wrote predictions for {len(frame)} sequences to {args.output}{averaged}")
-
-
-if __name__ == "__main__":
-    from promoter_modelling.cli import run_cli
-
-    run_cli(main)

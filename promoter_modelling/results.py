@@ -175,3 +175,88 @@ def _index_plot(index: pd.DataFrame, path: str) -> None:
     with atomic_path(path, suffix=".png") as tmp:
         fig.savefig(tmp, dpi=110, format="png")
     plt.close(fig)
+
+
+# --- one run's test predictions -------------------------------------------------------------------
+
+def evaluate_predictions(model, tasks: list, directory: str) -> dict:
+    """Write test predictions per head (`test_predictions_<head>.csv`) and compute the
+    fluorescence metrics from them. Returns {"metrics": ..., "predictions": {head: path}}."""
+    from promoter_modelling.heads import BINARY, REGRESSION
+    from promoter_modelling.inference import predict_loader
+    from promoter_modelling.tasks.registry import is_fluorescence_task
+
+    metrics: dict[str, float] = {}
+    files: dict[str, str] = {}
+    for task in tasks:
+        head = task.head
+        if head.kind not in (REGRESSION, BINARY):  # no per-output table or metric: skip the test pass
+            continue
+        y, pred = predict_loader(model, task.test_dataloader(), head.name)
+        # all columns at once: heads can have hundreds of outputs
+        frame = pd.DataFrame({**{f"y_{o}": y[:, i] for i, o in enumerate(head.output_names)},
+                              **{f"pred_{o}": pred[:, i] for i, o in enumerate(head.output_names)}})
+        if is_fluorescence_task(task.task_name):
+            table = task.split_table("test")
+            frame.insert(0, "sequence", table["sequence"].to_numpy()[: len(frame)])
+            for i, output in enumerate(head.output_names):
+                if head.kind == REGRESSION:
+                    metrics.update(regression_metrics(y[:, i], pred[:, i], output))
+                    metrics.update(replicate_concordance(table, output))
+                else:
+                    numerical = table.get(f"numerical_{output}")
+                    metrics.update(classification_metrics(
+                        y[:, i], pred[:, i], output, None if numerical is None else numerical.to_numpy()))
+        if not frame.empty:  # an empty test split
+            path = os.path.join(directory, f"test_predictions_{head.name}.csv")
+            save_table(frame, path, sep=",")
+            files[head.name] = path
+    return {"metrics": metrics, "predictions": files}
+
+
+# --- a phase's summary across seeds ---------------------------------------------------------------
+
+def summary_columns(record: dict) -> dict[str, float]:
+    """The metrics of one seed's record that go into the summary."""
+    if record["metrics"]:
+        return dict(record["metrics"])
+    return {k[len("test_"):]: v for k, v in record["lightning_test_metrics"].items() if "_mean_" in k}
+
+
+def best_seed(records: list[dict]) -> dict:
+    """The seed record with the best test SpearmanR over the fluorescence outputs."""
+    def score(record: dict) -> float:
+        values = [v for k, v in record["metrics"].items() if k.endswith("_SpearmanR") and "_expressed" not in k
+                  and "extreme" not in k]
+        return max(values) if values else -np.inf
+
+    return max(records, key=score)
+
+
+def index_row(run: str, script: str, strategy: str, model_name: str, model_size: str, tasks: str, num_seeds: int,
+              summary: dict) -> dict:
+    """One row of the results index: what was trained and its mean test metrics."""
+    row = {"run": run, "script": script, "modelling_strategy": strategy, "model_name": model_name,
+           "model_size": model_size, "tasks": tasks, "num_seeds": num_seeds}
+    for metric in ("R2", "PearsonR", "SpearmanR", "Accuracy"):
+        avgs = [v for k, v in summary.items() if k.endswith(f"_avg_{metric}") and k.count("_") == 2]
+        stds = [v for k, v in summary.items() if k.endswith(f"_std_{metric}") and k.count("_") == 2]
+        if avgs:
+            row[f"mean_avg_{metric}"] = float(np.nanmean(avgs))
+            row[f"mean_std_{metric}"] = float(np.nanmean(stds))
+    row.update({k: v for k, v in summary.items() if k.count("_") == 2 and "_avg_" in k and not k.endswith("_disp")})
+    return row
+
+
+def print_results(name: str, records: list[dict], summary: dict, json_path: str, csv_path: str,
+                  checkpoints: list[str]) -> None:
+    """The console report of a phase: metrics, summary files and every seed's checkpoint."""
+    print()
+    print(f"RESULTS: {name} ({len(records)} seed{'s' if len(records) > 1 else ''})")
+    for key in sorted(summary):
+        if key.endswith("_disp") and "_expressed" not in key and "extreme" not in key:
+            print(f"  {key[:-len('_disp')]} = {summary[key]}")
+    print(f"Summary: {json_path}")
+    print(f"Per-seed table: {csv_path}")
+    for record, checkpoint in zip(records, checkpoints):
+        print(f"Checkpoint ({record['run']}): {checkpoint}")

@@ -12,6 +12,7 @@ import pytest
 
 from promoter_modelling.analysis import attended, insertion
 from promoter_modelling.analysis.motifs import Motif, meme_text
+from promoter_modelling.cli.analysis_args import attended_main
 from promoter_modelling.io_utils import save_json, save_table
 
 CELLS = ["JURKAT", "K562", "THP1"]
@@ -70,7 +71,7 @@ def analysed(tmp_path) -> dict:
 
 
 def run(analysed: dict, *extra: str) -> dict:
-    return attended.main(["--modelling_strategy", "single_task", "--single_task", "FluorescenceData",
+    return attended_main(["--modelling_strategy", "single_task", "--single_task", "FluorescenceData",
                           "--config_path", analysed["config"], "--model_size", "tiny", "--top_n_motifs_to_print", "2",
                           "--skip_download", *extra])
 
@@ -119,5 +120,14 @@ def test_missing_insertion_results_are_a_clear_error(analysed):
     from promoter_modelling.errors import InputError
 
     with pytest.raises(InputError, match=r"individual_training_on_FluorescenceData_motif_effects.tsv not found"):
-        attended.main(["--modelling_strategy", "single_task", "--single_task", "FluorescenceData",
+        attended_main(["--modelling_strategy", "single_task", "--single_task", "FluorescenceData",
                        "--config_path", analysed["config"], "--skip_download"])
+
+
+def test_options_are_checked_with_one_line_errors(analysed):
+    from promoter_modelling.errors import InputError
+
+    with pytest.raises(InputError, match=r"--top_n_motifs_to_print must be at least 1, got 0"):
+        attended.AttendedOptions(top_n_motifs_to_print=0)
+    with pytest.raises(InputError, match=r"--top_n_motifs_to_print must be at least 1"):
+        run(analysed, "--top_n_motifs_to_print", "0")  # the flag given last wins

@@ -178,7 +178,8 @@ def test_grammar_model_recovers_planted_effects_exactly():
 # --- the acceptance test: a model trained on the demo data ------------------------------------------
 
 def _train_and_analyse(tmp_path, meme: str, model_flags: list[str], analysis_flags: list[str]) -> pd.DataFrame:
-    from promoter_modelling.cli import parse_train_args
+    from promoter_modelling.cli.analysis_args import insertion_main
+    from promoter_modelling.cli.train_args import parse_train_args
     from promoter_modelling.demo_data import generate
     from promoter_modelling.strategies import run_strategy
 
@@ -189,7 +190,7 @@ def _train_and_analyse(tmp_path, meme: str, model_flags: list[str], analysis_fla
     flags = ["--modelling_strategy", "single_task", "--single_task", "FluorescenceData", "--config_path", str(config),
              "--num_random_seeds", "1", "--loggers", "csv"] + model_flags
     run_strategy(parse_train_args(flags))
-    out = insertion.main(flags + ["--meme_file", meme, "--max_sequences", "400", "--no_plots"] + analysis_flags)
+    out = insertion_main(flags + ["--meme_file", meme, "--max_sequences", "400", "--no_plots"] + analysis_flags)
     return out["summary"]
 
 
@@ -222,29 +223,142 @@ def test_planted_motifs_rank_top5_sequence_model(tmp_path):
         assert rows.loc["REST_like", "rank_down"] == 1, cell
 
 
-@pytest.mark.parametrize("model_name", ["DNABERT", "MotifBasedFCN"])
-def test_inserted_sequences_are_read_like_training_data(tmp_path, demo_meme, model_name):
-    """Without --dnabert_path / --motif_meme_file, training uses the generated 6-mer tokenizer
-    (small/tiny DNABERT) or the motif file in <data>/common (MotifBasedFCN); the analysis must
-    turn inserted sequences into exactly the inputs training would build for them."""
-    from promoter_modelling.cli import parse_train_args
-    from promoter_modelling.config import load_paths
-    from promoter_modelling.lightning_module import MultiTaskModule
-    from promoter_modelling.sequence import decode
-    from promoter_modelling.strategies import input_setup
-    from promoter_modelling.tasks import inputs
+# --- inputs of token and motif-count models: the checkpoint's recipe, no training flag ------------
 
+def _training_motifs(tmp_path) -> str:
+    """A motif file of its own for training: neither the analysis's --meme_file nor the default
+    (Vierstra) file, so only the checkpoint's recipe can tell the analysis which motifs to count."""
+    from promoter_modelling.fixtures.motifs import consensus_pwm
+
+    path = tmp_path / "training_motifs.meme"
+    path.write_text(meme_text({"RUNX_like": consensus_pwm(PLANTED_MOTIFS["RUNX_like"][0]),
+                               "GATA_like": consensus_pwm(PLANTED_MOTIFS["GATA_like"][0]),
+                               "DECOY_1": consensus_pwm(DECOY_MOTIFS["DECOY_1"])}))
+    return str(path)
+
+
+@pytest.mark.parametrize("model_name", ["MotifBasedFCN", "DNABERT"])
+def test_inserted_sequences_are_read_like_training_data(tmp_path, fluorescence_data_dir, demo_meme, monkeypatch,
+                                                        model_name):
+    """A tiny MotifBasedFCN trained with a non-default --motif_meme_file (or a tiny DNABERT with
+    the generated 6-mer tokenizer) is analysed with the published flags and no
+    --motif_meme_file / --dnabert_path: the analysis turns sequences, inserted ones included,
+    into exactly the inputs training built (the training task's cached array)."""
+    import glob
+    import shutil
+
+    from promoter_modelling.cli.analysis_args import insertion_main
+    from promoter_modelling.cli.train_args import parse_train_args
+    from promoter_modelling.sequence import decode
+    from promoter_modelling.strategies import run_strategy
+    from promoter_modelling.tasks import inputs
+    from promoter_modelling.tasks.fluorescence import COUNTS_FILE, SEQUENCES_FILE
+
+    data = tmp_path / "data"
+    os.makedirs(data / "FluorescenceData")
+    for name in (COUNTS_FILE, SEQUENCES_FILE):  # the fixture's raw files only: caches of this test stay here
+        shutil.copy(os.path.join(fluorescence_data_dir, "FluorescenceData", name), data / "FluorescenceData" / name)
     config = tmp_path / "config.json"
-    config.write_text(json.dumps({"root_dir": str(tmp_path / "results"), "root_data_dir": str(tmp_path / "data")}))
-    os.makedirs(tmp_path / "data" / "common")
-    with open(demo_meme) as source, open(tmp_path / "data" / "common" / "consensus_pwms.meme", "w") as dest:
-        dest.write(source.read())  # stands in for the downloaded Vierstra motifs
-    args = parse_train_args(["--modelling_strategy", "single_task", "--single_task", "FluorescenceData",
-                             "--model_name", model_name, "--model_size", "tiny", "--config_path", str(config)])
-    kind, options, extra = input_setup(args, load_paths(str(config)))
-    model = MultiTaskModule(heads=[{"name": "Fluorescence", "output_names": ["JURKAT", "K562", "THP1"]}],
-                            model_name=model_name, model_size="tiny", backbone_kwargs=extra)
-    codes = np.random.default_rng(0).integers(0, 4, size=(20, 250), dtype=np.uint8)
-    got = insertion.input_transform(model, options)(codes)
-    expected = inputs.build_inputs(kind, decode(codes), str(tmp_path / "cache"), options)
-    np.testing.assert_array_equal(np.asarray(got), np.asarray(expected))
+    config.write_text(json.dumps({"root_dir": str(tmp_path / "results"), "root_data_dir": str(data)}))
+    model_flags = ["--modelling_strategy", "single_task", "--single_task", "FluorescenceData", "--model_name",
+                   model_name, "--model_size", "tiny", "--config_path", str(config)]
+    training_meme = _training_motifs(tmp_path)
+    extra = ["--motif_meme_file", training_meme] if model_name == "MotifBasedFCN" else []
+    run_strategy(parse_train_args(model_flags + extra + ["--num_random_seeds", "1", "--max_epochs", "1",
+                                                         "--batch_size", "64", "--loggers", "csv"]))
+
+    captured = {}
+    real_transform = insertion.input_transform
+
+    def spy(model, recipe=None):
+        captured["model"], captured["transform"] = model, real_transform(model, recipe)
+        return captured["transform"]
+
+    monkeypatch.setattr(insertion, "input_transform", spy)
+    out = insertion_main(model_flags + ["--num_random_seeds", "1", "--num_motif_insertions_per_sequence", "10",
+                                        "--meme_file", demo_meme, "--batch_size", "2048", "--max_sequences", "40",
+                                        "--no_plots"])
+    assert len(out["summary"]) == len(PLANTED_MOTIFS | DECOY_MOTIFS) * 3 and not out["reused"]
+    transform, model = captured["transform"], captured["model"]
+    assert transform is not None
+
+    prefix = "motif_counts" if model_name == "MotifBasedFCN" else "dnabert_tokens"
+    (cache,) = glob.glob(str(data / "**" / f"{prefix}_*.npy"), recursive=True)  # built by training, for every row
+    merged = pd.read_csv(os.path.join(os.path.dirname(cache), "merged.tsv"), sep="\t")
+    codes = encode(merged["sequence"].tolist())
+    inserted = insertion.insert_motif(codes[:50], demo_meme_motifs()["GATA_like"], 10, np.random.default_rng(0))[0]
+    if model_name == "MotifBasedFCN":
+        motif_set, params = inputs.read_motifs(training_meme), inputs.motif_parameters({})
+
+        def expected(x):
+            return inputs.count_motif_hits(decode(x), motif_set, **params)
+    else:
+        vocab = inputs.load_kmer_vocab(str(data / "common" / "dnabert_6mer_tokenizer"))
+
+        def expected(x):
+            return inputs.kmer_tokens(decode(x), vocab)
+    got = np.asarray(transform(codes))
+    np.testing.assert_array_equal(got, np.load(cache))  # what the training task fed the model
+    np.testing.assert_array_equal(got, expected(codes))
+    np.testing.assert_array_equal(got, model.input_recipe.codes_to_inputs(codes))
+    if model_name == "MotifBasedFCN":
+        assert got.shape == (len(codes), 3)  # the training file's motifs, not the insertion's or the default's
+        assert not os.path.exists(data / "common" / "consensus_pwms.meme")
+    inserted_inputs = np.asarray(transform(inserted))
+    np.testing.assert_array_equal(inserted_inputs, expected(inserted))
+    assert not np.array_equal(inserted_inputs, got[:50])  # insertions change the inputs
+
+
+# --- options, split seeds -------------------------------------------------------------------------
+
+@pytest.mark.parametrize("changes, message", [
+    ({"num_motif_insertions_per_sequence": 0}, r"--num_motif_insertions_per_sequence must be at least 1"),
+    ({"top_n": 0}, r"--top_n must be at least 1"),
+    ({"max_sequences": 0}, r"--max_sequences must be at least 1"),
+    ({"sequences_split": "holdout"}, r"--sequences_split 'holdout'"),
+    ({"background": "random"}, r"--background 'random'"),
+])
+def test_options_are_checked_with_one_line_errors(changes, message):
+    with pytest.raises(InputError, match=message) as info:
+        insertion.InsertionOptions(**changes)
+    assert "\n" not in str(info.value)
+
+
+def test_insertion_flags_become_options_and_run_config():
+    from promoter_modelling.cli.analysis_args import _run_config, insertion_options, insertion_parser
+    from promoter_modelling.planning import final_phase
+
+    args = insertion_parser().parse_args(["--modelling_strategy", "single_task", "--single_task", "FluorescenceData",
+                                          "--num_random_seeds", "5", "--num_motif_insertions_per_sequence", "10",
+                                          "--meme_file", "all_motifs.meme", "--data_split_seeds"])
+    options, run = insertion_options(args), _run_config(args)
+    assert options.batch_size == 2048 and options.meme_file == "all_motifs.meme"  # the analysis's default batch
+    assert options.num_motif_insertions_per_sequence == 10
+    assert run.data_split_seeds and run.num_seeds == 5
+    assert final_phase(run).run_name(3) == "individual_training_on_FluorescenceData_dl_seed_3"
+    stored = insertion.parameters(options, motifs.default_meme_file(), [], "Fluorescence", run)
+    assert json.loads(json.dumps(stored)) == stored  # stored as JSON, compared after reading it back
+
+
+class _RecipeModel:
+    def __init__(self, split_seed):
+        from promoter_modelling.recipe import InputRecipe
+
+        self.input_recipe = InputRecipe(split_seed=split_seed)
+
+
+def test_background_split_is_the_models_own(fluorescence_data_dir):
+    from promoter_modelling.analysis.common import fluorescence_data, models_split_seed
+    from promoter_modelling.config import Paths
+
+    assert models_split_seed([_RecipeModel(None), _RecipeModel(None)], "test") is None
+    assert models_split_seed([_RecipeModel(3)], "train") == 3
+    assert models_split_seed([_RecipeModel(0), _RecipeModel(1)], "all") is None  # every promoter: no split needed
+    with pytest.raises(InputError, match=r"different fluorescence data splits.*--sequences_split all"):
+        models_split_seed([_RecipeModel(0), _RecipeModel(1)], "test")
+    paths = Paths(root_dir=fluorescence_data_dir, root_data_dir=fluorescence_data_dir)
+    published, codes = fluorescence_data(paths)
+    seeded, seeded_codes = fluorescence_data(paths, split_seed=3)
+    assert list(published["sequence"]) == list(seeded["sequence"])  # the same promoters ...
+    np.testing.assert_array_equal(codes, seeded_codes)
+    assert (published["is_test"] != seeded["is_test"]).any()  # ... split differently

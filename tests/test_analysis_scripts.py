@@ -45,7 +45,7 @@ TRAINING = [  # the models the commands need, trained small and fast
 @pytest.fixture(scope="module")
 def workdir(tmp_path_factory) -> str:
     """A working directory with config.json, all_motifs.meme and the trained tiny models."""
-    from promoter_modelling.cli import parse_train_args
+    from promoter_modelling.cli.train_args import parse_train_args
     from promoter_modelling.demo_data import generate
     from promoter_modelling.fixtures import rnaseq, sharpr, sure
     from promoter_modelling.fixtures.genome import ensure_genome

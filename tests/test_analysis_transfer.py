@@ -13,6 +13,7 @@ import torch
 
 from promoter_modelling import runs
 from promoter_modelling.analysis import transfer
+from promoter_modelling.cli.analysis_args import transfer_main
 from promoter_modelling.errors import InputError
 from promoter_modelling.heads import GROUPED_MULTICLASS, REGRESSION, HeadSpec
 
@@ -90,7 +91,7 @@ def config(tmp_path, fluorescence_data_dir) -> str:
 def test_script_on_a_pretrained_checkpoint(tmp_path, config):
     root = str(tmp_path / "results")
     _write_checkpoint(root, "pretrain_on_SuRE_classification+Sharpr_MPRA_tiny", SURE + [SHARPR])
-    out = transfer.main(["--modelling_strategy", "pretrain", "--pretrain_tasks", "SuRE_classification,Sharpr_MPRA",
+    out = transfer_main(["--modelling_strategy", "pretrain", "--pretrain_tasks", "SuRE_classification,Sharpr_MPRA",
                          "--output_inds_to_compare", "-1,0,-1 -1,2,-1", "--config_path", config,
                          "--model_size", "tiny"])
     table = out["table"]
@@ -108,7 +109,7 @@ def test_single_cell_task_and_best_seed(tmp_path, config):
     fluo = HeadSpec("Fluorescence", ["JURKAT", "K562", "THP1"])
     _write_checkpoint(root, f"{name}_seed_0", [fluo], "val_Fluorescence_mean_SpearmanR", 0.2)
     best = _write_checkpoint(root, f"{name}_seed_1", [fluo], "val_Fluorescence_mean_SpearmanR", 0.6)
-    out = transfer.main(["--modelling_strategy", "single_task", "--single_task", "FluorescenceData",
+    out = transfer_main(["--modelling_strategy", "single_task", "--single_task", "FluorescenceData",
                          "--num_random_seeds", "2", "--task_to_evaluate", "FluorescenceData_K562",
                          "--output_inds_to_compare", "1", "--config_path", config, "--model_size", "tiny"])
     assert out["checkpoint"] == best  # highest validation Spearman across seeds
@@ -118,5 +119,12 @@ def test_single_cell_task_and_best_seed(tmp_path, config):
 
 def test_missing_model_is_a_clear_error(config):
     with pytest.raises(InputError, match=r"no trained model found for run 'pretrain_on_RNASeq_tiny'"):
-        transfer.main(["--modelling_strategy", "pretrain", "--pretrain_tasks", "RNASeq", "--output_inds_to_compare",
+        transfer_main(["--modelling_strategy", "pretrain", "--pretrain_tasks", "RNASeq", "--output_inds_to_compare",
                        "1,2,3", "--config_path", config, "--model_size", "tiny"])
+
+
+def test_options_are_checked_with_one_line_errors():
+    with pytest.raises(InputError, match=r"--task_to_evaluate 'Sharpr_MPRA': expected one of FluorescenceData"):
+        transfer.TransferOptions("1", task_to_evaluate="Sharpr_MPRA")
+    with pytest.raises(InputError, match=r"--output_inds_to_compare is empty"):
+        transfer.TransferOptions("  ")

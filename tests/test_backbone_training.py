@@ -10,6 +10,7 @@ import torch
 
 from promoter_modelling.demo_data import generate
 from promoter_modelling.lightning_module import MultiTaskDataModule, MultiTaskModule
+from promoter_modelling.tasks.base import LoaderSettings
 from promoter_modelling.tasks.registry import build_task
 
 
@@ -29,7 +30,7 @@ CASES = [pytest.param("LegNet", 3, 1e-2, id="LegNet"),
 @pytest.mark.parametrize("model_name,epochs,lr", CASES)
 def test_small_backbone_learns_demo_data(demo_root, single_thread, model_name, epochs, lr):
     torch.manual_seed(0)
-    task = build_task("FluorescenceData", demo_root, batch_size=32)
+    task = build_task("FluorescenceData", demo_root, LoaderSettings(batch_size=32))
     model = MultiTaskModule(heads=[task.head.to_dict()], model_name=model_name, model_size="small", lr=lr)
     trainer = L.Trainer(accelerator="cpu", max_epochs=epochs, logger=False, enable_checkpointing=False,
                         enable_progress_bar=False, enable_model_summary=False, num_sanity_val_steps=0)

@@ -9,10 +9,10 @@ import pytest
 import torch
 
 from promoter_modelling import cli
-from promoter_modelling.checkpoints import import_published_checkpoint, load_checkpoint_model
+from promoter_modelling.checkpoints import import_published_checkpoint, load_model
 from promoter_modelling.errors import InputError
 from promoter_modelling.lightning_module import MultiTaskModule
-from promoter_modelling.predict import predict_sequences
+from promoter_modelling.predict import PredictOptions, predict_sequences
 from promoter_modelling.sequence import encode
 from promoter_modelling.tasks.registry import build_task
 
@@ -75,13 +75,13 @@ def test_import_maps_every_weight_and_predicts_identically(joint, published, tmp
     codes = torch.as_tensor(encode(random_sequences(6)))
     with torch.no_grad():
         expected = joint(codes)
-        for reloaded in (model, load_checkpoint_model(str(out)), MultiTaskModule.load_from_checkpoint(str(out)).eval()):
+        for reloaded in (model, load_model(str(out)), MultiTaskModule.load_from_checkpoint(str(out)).eval()):
             got = reloaded(codes)
             for head in ("Fluorescence", "Sharpr_MPRA"):
                 assert torch.equal(got[head], expected[head])
-    assert load_checkpoint_model(str(out)).sequence_lengths == {"Fluorescence": 250, "Sharpr_MPRA": 145}
+    assert load_model(str(out)).sequence_lengths == {"Fluorescence": 250, "Sharpr_MPRA": 145}
     # ... and predict accepts the imported checkpoint
-    frame = predict_sequences(str(out), random_sequences(6), heads=["Fluorescence"])
+    frame = predict_sequences(str(out), random_sequences(6), PredictOptions(heads=["Fluorescence"]))
     np.testing.assert_allclose(frame[["pred_JURKAT", "pred_K562", "pred_THP1"]].to_numpy(),
                                expected["Fluorescence"].numpy(), atol=1e-6)
 
@@ -143,7 +143,7 @@ def test_import_checkpoint_command(joint, published, tmp_path, capsys):
     cli.main(["import-checkpoint", "--checkpoint", published, "--model_name", "MTLucifer", "--model_size", "tiny",
               "--tasks", "FluorescenceData,Sharpr_MPRA", "--output", str(out)])
     assert "with heads Fluorescence, Sharpr_MPRA" in capsys.readouterr().out
-    assert torch.equal(load_checkpoint_model(str(out)).heads["Sharpr_MPRA"].weight, joint.heads["Sharpr_MPRA"].weight)
+    assert torch.equal(load_model(str(out)).heads["Sharpr_MPRA"].weight, joint.heads["Sharpr_MPRA"].weight)
     with pytest.raises(SystemExit) as exit_info:
         cli.main(["import-checkpoint", "--checkpoint", published, "--model_name", "MTLucifer", "--model_size", "tiny",
                   "--tasks", "FluorescenceData", "--output", str(tmp_path / "no.ckpt")])

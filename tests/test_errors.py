@@ -15,12 +15,12 @@ from promoter_modelling import cli
 from promoter_modelling.checkpoints import (
     import_published_checkpoint,
     load_backbone_weights,
-    load_checkpoint_model,
+    load_model,
     save_model_checkpoint,
 )
 from promoter_modelling.errors import InputError
 from promoter_modelling.lightning_module import MultiTaskModule
-from promoter_modelling.predict import predict_sequences, read_sequences
+from promoter_modelling.predict import PredictOptions, predict_sequences, read_sequences
 from promoter_modelling.tasks import fluorescence as fl
 from promoter_modelling.tasks.registry import build_task
 
@@ -106,14 +106,14 @@ def test_predict_exits_with_code_2_and_one_line(tmp_path, checkpoints, capsys):
 # --- checkpoints ---------------------------------------------------------------------------------
 
 def test_missing_and_corrupt_checkpoints(tmp_path, checkpoints):
-    raises(f"{tmp_path / 'none.ckpt'}: checkpoint not found", load_checkpoint_model, str(tmp_path / "none.ckpt"))
+    raises(f"{tmp_path / 'none.ckpt'}: checkpoint not found", load_model, str(tmp_path / "none.ckpt"))
     truncated = tmp_path / "truncated.ckpt"
     truncated.write_bytes(open(checkpoints["MTLucifer"], "rb").read()[:5000])
     raises(f"{truncated}: not a readable PyTorch checkpoint, truncated or of another format (...)",
-           load_checkpoint_model, str(truncated))
+           load_model, str(truncated))
     tensor = tmp_path / "tensor.pt"
     torch.save(torch.zeros(3), tensor)
-    raises(f"{tensor}: not a Lightning checkpoint (no state_dict)", load_checkpoint_model, str(tensor))
+    raises(f"{tensor}: not a Lightning checkpoint (no state_dict)", load_model, str(tensor))
 
 
 def test_checkpoint_of_another_architecture(tmp_path, checkpoints):
@@ -123,7 +123,7 @@ def test_checkpoint_of_another_architecture(tmp_path, checkpoints):
     raises(f"{tmp_path / 'mixed.ckpt'}: weights do not fit the MTLucifer model (size tiny) its hyperparameters "
            "describe: shape mismatch (checkpoint vs model) backbone.promoter_cnn.1.cnn.weight (16, 16, 5) vs "
            "(32, 16, 5), ...; not in the model: backbone.promoter_cnn.3.cnn.weight, ...; missing from the checkpoint: "
-           "backbone.cls_token_embedding, ...", load_checkpoint_model, str(tmp_path / "mixed.ckpt"))
+           "backbone.cls_token_embedding, ...", load_model, str(tmp_path / "mixed.ckpt"))
     target = MultiTaskModule(heads=[FLUO], model_name="PureCNN", model_size="tiny")
     raises(f"{checkpoints['MTLucifer']}: pretrained backbone does not fit PureCNN (size tiny): shape mismatch "
            "(checkpoint vs model) promoter_cnn.1.cnn.weight (32, 16, 5) vs (16, 16, 5), ...",
@@ -141,11 +141,11 @@ def test_published_checkpoint_given_to_predict(tmp_path):
 def test_mismatched_heads_and_task_names(tmp_path, checkpoints):
     seqs = ["A" * 250]
     raises(f"{checkpoints['MTLucifer']}: the model has no head Sharpr_MPRA (its heads: Fluorescence)",
-           predict_sequences, checkpoints["MTLucifer"], seqs, heads=["Sharpr_MPRA"])
+           predict_sequences, checkpoints["MTLucifer"], seqs, PredictOptions(heads=["Sharpr_MPRA"]))
     raises(f"{checkpoints['other_heads']}: head Fluorescence differs from {checkpoints['MTLucifer']} (an ensemble "
            "needs checkpoints trained on the same tasks)",
            predict_sequences, [checkpoints["MTLucifer"], checkpoints["other_heads"]], seqs)
-    backbone = load_checkpoint_model(checkpoints["MTLucifer"]).backbone.state_dict()
+    backbone = load_model(checkpoints["MTLucifer"]).backbone.state_dict()
     state = {f"model.Backbone.{k}": v for k, v in backbone.items()}
     state.update({"model.Fluorescence.weight": torch.zeros(3, 32), "model.Fluorescence.bias": torch.zeros(3)})
     torch.save({"state_dict": state}, tmp_path / "published.ckpt")

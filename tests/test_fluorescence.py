@@ -7,6 +7,7 @@ import pytest
 
 from promoter_modelling.errors import InputError
 from promoter_modelling.tasks import fluorescence as fl
+from promoter_modelling.tasks.base import LoaderSettings
 from promoter_modelling.tasks.registry import build_task
 
 COUNT_COLS = fl.REQUIRED_COUNT_COLUMNS
@@ -43,7 +44,7 @@ def test_targets_match_a_hand_computation_on_six_rows(tmp_path):
     rng = np.random.default_rng(3)
     counts = rng.integers(5, 200, size=(6, 12))
     seqs = write_six_rows(tmp_path / "FluorescenceData", counts)
-    task = build_task("FluorescenceData", str(tmp_path), batch_size=4)
+    task = build_task("FluorescenceData", str(tmp_path), LoaderSettings(batch_size=4))
     task.prepare()
     merged = task.merged.set_index("sequence")
     assert len(merged) == 5 and seqs[5] not in merged.index  # min_reads filter

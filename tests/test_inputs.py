@@ -12,6 +12,7 @@ import torch
 
 from promoter_modelling.errors import InputError
 from promoter_modelling.fixtures.motifs import consensus_pwm, meme_text
+from promoter_modelling.recipe import InputRecipe, make_recipe
 from promoter_modelling.sequence import reverse_complement
 from promoter_modelling.tasks import inputs
 
@@ -47,7 +48,7 @@ def test_tokens_match_the_bert_tokenizer(kmer_tokenizer_dir, tmp_path):
 
     sequences = _random_sequences(3, 250, seed=0)
     sequences[1] = sequences[1][:100] + "N" + sequences[1][101:]
-    tokens = inputs.build_inputs("tokens", sequences, str(tmp_path), {"dnabert_path": kmer_tokenizer_dir})
+    tokens = make_recipe("tokens", dnabert_path=kmer_tokenizer_dir).model_inputs(sequences, str(tmp_path))
     tokenizer = BertTokenizer.from_pretrained(kmer_tokenizer_dir)
     assert tokens.shape == (3, 247) and tokens.dtype == np.int64
     assert (tokens[:, 0] == tokenizer.cls_token_id).all() and (tokens[:, -1] == tokenizer.sep_token_id).all()
@@ -59,8 +60,8 @@ def test_tokens_match_the_bert_tokenizer(kmer_tokenizer_dir, tmp_path):
 
 def test_tokens_are_cached_by_content(kmer_tokenizer_dir, tmp_path, monkeypatch):
     sequences = _random_sequences(4, 40, seed=1)
-    options = {"dnabert_path": kmer_tokenizer_dir}
-    first = inputs.build_inputs("tokens", sequences, str(tmp_path), options)
+    recipe = make_recipe("tokens", dnabert_path=kmer_tokenizer_dir)
+    first = recipe.model_inputs(sequences, str(tmp_path))
     cached = [f for f in os.listdir(tmp_path) if f.startswith("dnabert_tokens_")]
     assert len(cached) == 1
 
@@ -68,18 +69,18 @@ def test_tokens_are_cached_by_content(kmer_tokenizer_dir, tmp_path, monkeypatch)
         raise AssertionError("recomputed despite a valid cache")
 
     monkeypatch.setattr(inputs, "kmer_tokens", fail)
-    np.testing.assert_array_equal(inputs.build_inputs("tokens", sequences, str(tmp_path), options), first)
+    np.testing.assert_array_equal(recipe.model_inputs(sequences, str(tmp_path)), first)
     monkeypatch.undo()
-    inputs.build_inputs("tokens", sequences[:3], str(tmp_path), options)  # other sequences: a new entry
+    recipe.model_inputs(sequences[:3], str(tmp_path))  # other sequences: a new entry
     assert len([f for f in os.listdir(tmp_path) if f.startswith("dnabert_tokens_")]) == 2
 
 
 def test_dnabert_tokens_feed_the_tiny_model(kmer_tokenizer_dir, tmp_path):
     from promoter_modelling.backbones.registry import build_backbone
 
-    tokens = inputs.build_inputs("tokens", _random_sequences(2, 250, seed=2), str(tmp_path),
-                                 {"dnabert_path": kmer_tokenizer_dir})
-    assert inputs.input_dims("tokens", {"dnabert_path": kmer_tokenizer_dir}) == {"dnabert_path": kmer_tokenizer_dir}
+    recipe = make_recipe("tokens", dnabert_path=kmer_tokenizer_dir)
+    tokens = recipe.model_inputs(_random_sequences(2, 250, seed=2), str(tmp_path))
+    assert recipe.backbone_arguments() == {"dnabert_path": kmer_tokenizer_dir}
     model = build_backbone("DNABERT", "tiny", dnabert_path=kmer_tokenizer_dir)
     assert model(torch.from_numpy(tokens)).shape == (2, model.embed_dims)
     # DNABERTRandomInit reads only the configuration from the folder: no weights needed
@@ -111,7 +112,7 @@ def test_missing_dnabert_weights_are_a_clear_error(kmer_tokenizer_dir, tmp_path)
         DNABERT(dnabert_path=missing)
     assert "\n" not in str(info.value) and "--dnabert_path" in str(info.value)
     with pytest.raises(InputError, match="does not exist"):
-        inputs.build_inputs("tokens", ["ACGTACGTAC"], str(tmp_path), {"dnabert_path": missing})
+        make_recipe("tokens", dnabert_path=missing)
     # a folder with the configuration and tokenizer but no weight file
     with pytest.raises(InputError, match="cannot load DNABERT") as info:
         DNABERT(dnabert_path=kmer_tokenizer_dir)
@@ -153,23 +154,23 @@ def planted_meme(tmp_path) -> str:
 def test_motif_counts_equal_planted_sites(planted_meme, tmp_path):
     sequences, truth = _planted_example()
     assert truth.sum() > 40
-    counts = inputs.build_inputs("motif_counts", sequences, str(tmp_path), {"meme_file": planted_meme})
+    counts = make_recipe("motif_counts", meme_file=planted_meme).model_inputs(sequences, str(tmp_path))
     assert counts.dtype == np.float32 and counts.shape == (len(sequences), len(SITES))
     np.testing.assert_array_equal(counts, truth)
-    assert inputs.input_dims("motif_counts", {"meme_file": planted_meme}) == {"num_motifs": len(SITES)}
-    forward_only = inputs.build_inputs("motif_counts", sequences, str(tmp_path),
-                                       {"meme_file": planted_meme, "both_strands": False})
+    assert make_recipe("motif_counts", meme_file=planted_meme).backbone_arguments() == {"num_motifs": len(SITES)}
+    forward_only = make_recipe("motif_counts", meme_file=planted_meme,
+                               motif_params={"both_strands": False}).model_inputs(sequences, str(tmp_path))
     assert forward_only.sum() < counts.sum()  # minus-strand sites are missed, and cached separately
 
 
 def test_motif_count_cache_follows_the_meme_file(planted_meme, tmp_path):
     sequences, truth = _planted_example(n=20)
     cache = tmp_path / "cache"
-    first = inputs.build_inputs("motif_counts", sequences, str(cache), {"meme_file": planted_meme})
+    first = make_recipe("motif_counts", meme_file=planted_meme).model_inputs(sequences, str(cache))
     np.testing.assert_array_equal(first, truth)
     with open(planted_meme, "w") as handle:  # same path, two motifs only
         handle.write(meme_text({name: consensus_pwm(site, purity=0.94) for name, site in list(SITES.items())[:2]}))
-    second = inputs.build_inputs("motif_counts", sequences, str(cache), {"meme_file": planted_meme})
+    second = make_recipe("motif_counts", meme_file=planted_meme).model_inputs(sequences, str(cache))
     np.testing.assert_array_equal(second, truth[:, :2])
     assert len(os.listdir(cache)) == 2
 
@@ -202,10 +203,10 @@ def test_motif_counts_through_the_fluorescence_task(fluorescence_data_dir):
     from promoter_modelling.tasks.registry import build_task
 
     meme = os.path.join(fluorescence_data_dir, "demo_motifs.meme")
-    options = {"meme_file": meme}
-    task = build_task("FluorescenceData", fluorescence_data_dir, input_kind="motif_counts", input_options=options)
+    recipe = make_recipe("motif_counts", meme_file=meme)
+    task = build_task("FluorescenceData", fluorescence_data_dir, input_recipe=recipe)
     task.prepare()
-    num_motifs = inputs.input_dims("motif_counts", options)["num_motifs"]
+    num_motifs = recipe.backbone_arguments()["num_motifs"]
     assert num_motifs == len(inputs.read_motifs(meme).names) == 8
     x = np.asarray(task.train_dataset.x)
     assert x.shape == (len(task.train_dataset), num_motifs) and x.dtype == np.float32
@@ -217,13 +218,43 @@ def test_motif_counts_through_the_fluorescence_task(fluorescence_data_dir):
 
 def test_motif_input_errors(tmp_path):
     with pytest.raises(InputError, match="--motif_meme_file"):
-        inputs.build_inputs("motif_counts", ["ACGT"], str(tmp_path), {})
+        make_recipe("motif_counts")
     with pytest.raises(InputError, match="not found"):
-        inputs.input_dims("motif_counts", {"meme_file": str(tmp_path / "absent.meme")})
+        make_recipe("motif_counts", meme_file=str(tmp_path / "absent.meme"))
     duplicated = tmp_path / "dup.meme"
     duplicated.write_text(meme_text({"A": consensus_pwm("ACGTAC")}) + "\n" +
                           meme_text({"A": consensus_pwm("ACGTAC")}).split("\n\n", 4)[-1])
     with pytest.raises(InputError, match="more than once"):
         inputs.read_motifs(str(duplicated))
     with pytest.raises(InputError, match="not available"):
-        inputs.build_inputs("kmers", ["ACGT"], str(tmp_path), {})
+        make_recipe("kmers")
+
+
+def test_recipe_round_trips_and_embeds_its_resources(planted_meme, kmer_tokenizer_dir, tmp_path):
+    sequences, truth = _planted_example(n=10)
+    motif_recipe = make_recipe("motif_counts", meme_file=planted_meme)
+    restored = InputRecipe.from_dict(motif_recipe.to_dict())
+    os.remove(planted_meme)  # the embedded text suffices once the recipe is built
+    np.testing.assert_array_equal(restored.model_inputs(sequences), truth)
+    token_recipe = make_recipe("tokens", dnabert_path=kmer_tokenizer_dir)
+    seqs = _random_sequences(2, 60, seed=4)
+    np.testing.assert_array_equal(InputRecipe.from_dict(token_recipe.to_dict()).model_inputs(seqs),
+                                  token_recipe.model_inputs(seqs))
+    with pytest.raises(InputError, match="unknown field"):
+        InputRecipe.from_dict({**token_recipe.to_dict(), "surprise": 1})
+
+
+def test_recipe_overrides_and_missing_resources(planted_meme, tmp_path, capsys):
+    recipe = make_recipe("motif_counts", meme_file=planted_meme)
+    other = tmp_path / "other.meme"
+    other.write_text(meme_text({"X": consensus_pwm("ACGTAC")}))
+    with pytest.raises(InputError, match=r"other.meme: 1 motifs, but the model was trained on the 3 motifs of"):
+        recipe.with_overrides(meme_file=str(other))
+    same_count = tmp_path / "same_count.meme"
+    same_count.write_text(meme_text({name: consensus_pwm(site, purity=0.8) for name, site in SITES.items()}))
+    assert recipe.with_overrides(meme_file=str(same_count)).meme_file == str(same_count)
+    assert "differs from the motif file the model was trained with" in capsys.readouterr().out
+    with pytest.raises(InputError, match="give it with --motif_meme_file"):
+        InputRecipe("motif_counts").model_inputs(["ACGT"])
+    with pytest.raises(InputError, match="give the tokenizer with --dnabert_path"):
+        InputRecipe("tokens").model_inputs(["ACGTACGT"])

@@ -12,7 +12,7 @@ import pytest
 
 from promoter_modelling import cli
 from promoter_modelling.errors import InputError
-from promoter_modelling.predict import predict_sequences, read_sequences
+from promoter_modelling.predict import PredictOptions, predict_sequences, read_sequences
 
 RUN = "PureCNN_individual_training_on_FluorescenceData_tiny"
 PRED = ["pred_JURKAT", "pred_K562", "pred_THP1"]
@@ -113,7 +113,7 @@ def test_pad_or_crop_centre_crops_and_n_pads(trained):
     checkpoint = trained[0]["checkpoint"]
     longer = "ACGTACGTAC" + seq + "TTTTTTTTTTT"  # 10 + 250 + 11: the centre 250 bp start at index 10
     shorter = seq[:247]  # padded to N + 247 bp + NN
-    frame = predict_sequences(checkpoint, [seq, longer, shorter], pad_or_crop=True)
+    frame = predict_sequences(checkpoint, [seq, longer, shorter], PredictOptions(pad_or_crop=True))
     assert frame["length_adjustment"].tolist() == ["", "cropped", "padded"]
     assert frame["sequence"].tolist() == [seq, longer, shorter]  # the inputs as given
     np.testing.assert_allclose(frame.loc[1, PRED].to_numpy(float), frame.loc[0, PRED].to_numpy(float), atol=1e-6)
@@ -135,4 +135,4 @@ def test_read_sequences_fasta_and_gzip(tmp_path):
 
 def test_unknown_head_is_refused(trained):
     with pytest.raises(InputError, match=r"the model has no head Sharpr_MPRA \(its heads: Fluorescence\)"):
-        predict_sequences(trained[0]["checkpoint"], ["A" * 250], heads=["Sharpr_MPRA"])
+        predict_sequences(trained[0]["checkpoint"], ["A" * 250], PredictOptions(heads=["Sharpr_MPRA"]))

@@ -49,11 +49,12 @@ COMMANDS = readme_commands()
 @pytest.mark.parametrize("script, argv", COMMANDS, ids=[f"{i:02d}" for i in range(len(COMMANDS))])
 def test_readme_command_runs_verbatim(fixture_config, script, argv):
     splits = script == "train_models_with_different_fluorescence_data_splits.py"
-    args = parse_train_args(argv + ["--config_path", fixture_config] + OVERRIDES, splits_script=splits)
-    summaries = run_strategy(args, script=script[:-3], data_split_seeds=splits)
+    config = parse_train_args(argv + ["--config_path", fixture_config] + OVERRIDES, splits_script=splits)
+    assert config.script == script[:-3]
+    summaries = run_strategy(config)
     root = json.load(open(fixture_config))["root_dir"]
     names = os.listdir(os.path.join(root, "summaries"))
     assert summaries or any(n.startswith("pretrain_on") for n in names)
     final = summaries[-1]
-    assert final["modelling_strategy"] == args.modelling_strategy
+    assert final["modelling_strategy"] == config.strategy
     assert any(k.endswith("_avg_PearsonR") or k.endswith("_avg_Accuracy") for k in final), sorted(final)[:10]

@@ -15,8 +15,9 @@ from promoter_modelling.fixtures import rnaseq as rnaseq_fixture
 from promoter_modelling.fixtures.genome import ensure_genome
 from promoter_modelling.genome import Genome, promoter_windows
 from promoter_modelling.tasks import rnaseq
+from promoter_modelling.tasks.base import LoaderSettings
 from promoter_modelling.tasks.chromosome_split import TEST_CHROMOSOMES, TRAIN_CHROMOSOMES, VAL_CHROMOSOMES, split_lists
-from promoter_modelling.tasks.registry import build_tasks, expand_task_names
+from promoter_modelling.tasks.registry import build_task, expand_task_names
 
 WINDOWS = [(-300, -50), (-100, 150), (100, 350)]
 
@@ -31,7 +32,7 @@ def data_dir(tmp_path_factory) -> str:
 
 @pytest.fixture(scope="module")
 def tasks(data_dir):
-    built = build_tasks("RNASeq", data_dir, batch_size=96)
+    built = [build_task(name, data_dir, LoaderSettings(batch_size=96), zscore=True) for name in expand_task_names("RNASeq")]
     for task in built:
         task.prepare()
     return {t.task_name: t for t in built}

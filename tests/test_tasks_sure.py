@@ -19,7 +19,8 @@ from promoter_modelling.fixtures import sure as sure_fixture
 from promoter_modelling.fixtures.genome import ensure_genome
 from promoter_modelling.sequence import PAD_CODE, decode
 from promoter_modelling.tasks import sure
-from promoter_modelling.tasks.registry import build_task, build_tasks, expand_task_names
+from promoter_modelling.tasks.base import LoaderSettings
+from promoter_modelling.tasks.registry import build_task, expand_task_names
 
 GENOME = "SuRE42_HG02601"
 _RC = str.maketrans("ACGTN", "TGCAN")
@@ -39,7 +40,7 @@ SIZES = {"num_train": 150, "num_val": 50, "num_test": 50}
 
 @pytest.fixture(scope="module")
 def task(data_dir):
-    built = build_task(f"SuRE_classification_{GENOME}", data_dir, batch_size=32, **SIZES)
+    built = build_task(f"SuRE_classification_{GENOME}", data_dir, LoaderSettings(batch_size=32), **SIZES)
     built.prepare()
     return built
 
@@ -173,7 +174,8 @@ def test_padded_batches(task):
 def test_groups_regression_and_shrink(task, data_dir):
     assert expand_task_names("SuRE_classification") == [f"SuRE_classification_{g}" for g in sure.GENOME_IDS]
     assert len(expand_task_names("SuRE_regression")) == 4
-    regression = build_tasks([f"SuRE_regression_{GENOME}"], data_dir, batch_size=16, shrink_test_set=True, **SIZES)[0]
+    regression = build_task(f"SuRE_regression_{GENOME}", data_dir, LoaderSettings(batch_size=16, shrink_test_set=True),
+                            **SIZES)
     regression.prepare()
     assert regression.head.name == task.head.name == f"SuRE_{GENOME}"
     assert regression.head.output_names == ["avg_K562_exp", "avg_HepG2_exp"]
@@ -199,7 +201,7 @@ def test_unknown_genome_and_missing_columns(tmp_path):
 def test_tiny_model_trains_one_epoch(data_dir, kind):
     from promoter_modelling.lightning_module import MultiTaskDataModule, MultiTaskModule
 
-    small = build_task(f"SuRE_{kind}_{GENOME}", data_dir, batch_size=64, **SIZES)
+    small = build_task(f"SuRE_{kind}_{GENOME}", data_dir, LoaderSettings(batch_size=64), **SIZES)
     small.prepare()
     model = MultiTaskModule(heads=[small.head.to_dict()], model_name="MTLucifer", model_size="tiny", lr=1e-3)
     lightning.Trainer(max_epochs=1, accelerator="cpu", logger=False, enable_checkpointing=False,

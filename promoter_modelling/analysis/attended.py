@@ -22,9 +22,10 @@ From `<name>_motif_effects.tsv` (perform_motif_insertion_analysis.py) it writes,
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -32,6 +33,9 @@ import scipy.stats
 
 from promoter_modelling.analysis.insertion import ANALYSIS_DIR
 from promoter_modelling.errors import DownloadError, InputError
+
+if TYPE_CHECKING:
+    from promoter_modelling.run_config import RunConfig
 
 # Published inputs of the dFE comparison (Google Drive ids of the published script).
 PUBLISHED_FILES = {
@@ -172,7 +176,37 @@ def dfe_comparison(summary: pd.DataFrame, ttest: pd.DataFrame, cells: list[str],
     return pd.DataFrame(rows)
 
 
-# --- the script ----------------------------------------------------------------------------------
+# --- the analysis as a command runs it -------------------------------------------------------------
+
+@dataclass(frozen=True)
+class AttendedOptions:
+    """Options of get_motifs_attended_to_by_model beyond the training flags (which name the models).
+
+    Parameters
+    ----------
+    top_n_motifs_to_print : motifs printed per cell and direction (>= 1; published 50).
+    max_logos : logos drawn per figure (at most top_n_motifs_to_print).
+    logo_dpi : resolution of the logo figures.
+    meme_file : motif matrices for the logos (None: the file the insertion analysis used).
+    keep_homer : keep HOMER motifs (published: dropped).
+    skip_download : do not fetch the published occurrence and t-test tables.
+    """
+
+    top_n_motifs_to_print: int = 50
+    max_logos: int = 20
+    logo_dpi: int = 150
+    meme_file: str | None = None
+    keep_homer: bool = False
+    skip_download: bool = False
+
+    def __post_init__(self) -> None:
+        if self.top_n_motifs_to_print < 1:
+            raise InputError(f"--top_n_motifs_to_print must be at least 1, got {self.top_n_motifs_to_print}")
+        if self.max_logos < 0:
+            raise InputError(f"--max_logos must be at least 0, got {self.max_logos}")
+        if self.logo_dpi < 1:
+            raise InputError(f"--logo_dpi must be at least 1, got {self.logo_dpi}")
+
 
 def _motif_pwms(meme_file: str | None) -> dict[str, np.ndarray]:
     from promoter_modelling.analysis.motifs import read_motifs
@@ -194,14 +228,27 @@ def _logos(names: list[str], summary: pd.DataFrame, pwms: dict[str, np.ndarray],
     return plots.logo_grid([pwms[n] for n in names], [str(labels.get(n, n)) for n in names], path, title, dpi)
 
 
-def summarise_attended(args: argparse.Namespace) -> dict:
-    """Run get_motifs_attended_to_by_model for a command line; returns tables and output paths."""
-    from promoter_modelling.analysis.common import final_phase
+def summarise_attended(run: RunConfig, options: AttendedOptions) -> dict:
+    """Summarise the motif insertion analysis of the models a run configuration names.
+
+    Parameters
+    ----------
+    run : the training configuration of the models (its final phase's run name locates the
+        results of perform_motif_insertion_analysis, which must exist).
+    options : the summary options.
+
+    Returns
+    -------
+    dict with `summary` (one row per motif), `top` ({cell: {"up"/"down": motif names}}),
+    `common_up` / `common_down`, `cell_specific` (when several cells), `dfe_correlations` (when
+    the published t-test table is available) and the paths of the written tables and logos.
+    """
     from promoter_modelling.config import load_paths
     from promoter_modelling.io_utils import save_table
+    from promoter_modelling.planning import final_phase
 
-    paths = load_paths(args.config_path)
-    name = final_phase(args).name_format
+    paths = load_paths(run.config_path)
+    name = final_phase(run).name_format
     directory = os.path.join(paths.root_dir, ANALYSIS_DIR)
     prefix = os.path.join(directory, name)
     effects_path = f"{prefix}_motif_effects.tsv"
@@ -215,18 +262,18 @@ def summarise_attended(args: argparse.Namespace) -> dict:
             meta = json.load(handle)
     summary, cells = motif_summary(effects)
     print(f"Number of motifs which were inserted = {len(summary)}")
-    if not args.keep_homer:
+    if not options.keep_homer:
         homer = summary["motif"].str.contains("HOMER") | summary["label"].str.contains("HOMER")
         if homer.any():
             print(f"dropping {int(homer.sum())} HOMER motifs (as published; --keep_homer keeps them)")
         summary = summary[~homer].reset_index(drop=True)
     if summary.empty:
         raise InputError(f"{effects_path}: no motifs left to summarise")
-    n = args.top_n_motifs_to_print
+    n = options.top_n_motifs_to_print
     outputs: dict[str, object] = {}
 
     common_dir = paths.common_dir
-    allow = not args.skip_download
+    allow = not options.skip_download
     occurrences_path = fetch_published(common_dir, "motif_occurrences.tsv", allow)
     per_sequence_path = meta.get("outputs", {}).get("per_sequence_path")
     sequences_path = meta.get("outputs", {}).get("sequences_path")
@@ -258,11 +305,11 @@ def summarise_attended(args: argparse.Namespace) -> dict:
     else:
         print("notice: ttest_results.csv is not available; the comparison with measured dFE is skipped")
 
-    meme_file = args.meme_file or meta.get("parameters", {}).get("meme_file")
+    meme_file = options.meme_file or meta.get("parameters", {}).get("meme_file")
     if not meme_file or not os.path.exists(meme_file):
         meme_file = fetch_published(common_dir, "all_motifs.meme", allow) or meme_file
     pwms = _motif_pwms(meme_file)
-    limit = min(n, args.max_logos)
+    limit = min(n, options.max_logos)
     for direction, word in (("up", "upreg"), ("down", "downreg")):
         common = common_motifs(summary, cells, top, direction)
         print(f"{'Up' if direction == 'up' else 'Down'}-regulating motifs common to all cells: "
@@ -270,7 +317,7 @@ def summarise_attended(args: argparse.Namespace) -> dict:
         outputs[f"common_{direction}"] = common
         outputs[f"common_{word}_logos"] = _logos(common[:limit], summary, pwms,
                                                  f"{prefix}_common_{word}_motifs.png",
-                                                 f"{word[:-3]}-regulating motifs common to all cells", args.logo_dpi)
+                                                 f"{word[:-3]}-regulating motifs common to all cells", options.logo_dpi)
     if len(cells) > 1:
         specific = cell_specific(summary, cells, n)
         specific_path = f"{prefix}_cell_specific_motifs.tsv"
@@ -285,33 +332,9 @@ def summarise_attended(args: argparse.Namespace) -> dict:
             outputs[f"{cell}_{word}_logos"] = _logos(part["motif"].tolist()[:limit], summary, pwms,
                                                      f"{prefix}_{cell}_{word}_motifs.png",
                                                      f"{cell}: {word[:-3]}-regulating motifs specific to the cell",
-                                                     args.logo_dpi)
+                                                     options.logo_dpi)
     else:
         print("notice: one output cell only; cell-specific motifs need at least two")
     print(f"summary: {summary_path}")
     outputs["summary"] = summary
     return outputs
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    """Flags of get_motifs_attended_to_by_model.py beyond the training ones."""
-    p = parser.add_argument
-    p("--top_n_motifs_to_print", type=int, default=50, help="motifs printed per cell and direction")
-    p("--max_logos", type=int, default=20, help="logos drawn per figure (at most top_n_motifs_to_print)")
-    p("--logo_dpi", type=int, default=150)
-    p("--meme_file", default=None, help="motif matrices for the logos (default: the file the insertion analysis used)")
-    p("--keep_homer", action="store_true", help="keep HOMER motifs (published: dropped)")
-    p("--skip_download", action="store_true", help="do not fetch the published occurrence and t-test tables")
-    return parser
-
-
-def main(argv: list[str] | None = None) -> dict:
-    """Entry point of get_motifs_attended_to_by_model.py."""
-    from promoter_modelling.cli import add_train_arguments
-
-    parser = argparse.ArgumentParser(description="Summarise which motifs a model responds to (after "
-                                                 "perform_motif_insertion_analysis.py)")
-    args = add_arguments(add_train_arguments(parser)).parse_args(argv)
-    if args.top_n_motifs_to_print < 1:
-        parser.error("--top_n_motifs_to_print must be at least 1")
-    return summarise_attended(args)

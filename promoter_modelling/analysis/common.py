@@ -1,10 +1,14 @@
-"""Shared pieces of the analysis scripts: which trained models a command names, where results
-go, and the fluorescence sequences and measurements analysed."""
+"""Shared pieces of the analyses: which trained models a run configuration names, where results
+go, the fluorescence sequences and measurements analysed, and the device they run on.
+
+Nothing here reads command-line flags: the analyses take a `RunConfig` (the training flags,
+parsed by `promoter_modelling.cli`) and their own options dataclass.
+"""
 
 from __future__ import annotations
 
-import argparse
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -16,16 +20,7 @@ from promoter_modelling.config import Paths
 from promoter_modelling.errors import InputError
 
 if TYPE_CHECKING:
-    from promoter_modelling.strategies import Phase
-
-
-def final_phase(args: argparse.Namespace) -> Phase:
-    """The phase whose models a strategy finally produces (`strategies.plan`'s last phase): its run
-    name without seed suffix (`name_format`), `num_seeds` (1 for pretraining) and the `direction`
-    of the metric that chose its checkpoints. Missing task flags raise plan's InputError."""
-    from promoter_modelling.strategies import plan
-
-    return plan(args)[-1]
+    from promoter_modelling.planning import Phase
 
 
 @dataclass(frozen=True)
@@ -37,14 +32,24 @@ class SeedModel:
     score: float
 
 
-def seed_models(paths: Paths, base_name: str, num_seeds: int, direction: str,
-                data_split_seeds: bool = False) -> list[SeedModel]:
-    """Best checkpoint of every seed's run (`<name>_seed_k`, or `<name>_dl_seed_k` for models of the
-    data-split script). Pretraining runs have a single seed."""
+def phase_models(paths: Paths, phase: Phase) -> list[SeedModel]:
+    """Best checkpoint of every seed's run of a phase.
+
+    Parameters
+    ----------
+    paths : the configured directories (`root_dir` holds the runs).
+    phase : the phase whose models are analysed (`planning.final_phase(run)`); its run names are
+        `<name>_seed_k`, or `<name>_dl_seed_k` for models of the data-split script. Pretraining
+        phases have a single seed.
+
+    Returns
+    -------
+    One SeedModel per seed, in seed order. A missing run raises a one-line InputError.
+    """
     found = []
-    for seed in range(max(1, num_seeds)):
-        run = runs.seed_run_name(base_name, seed, num_seeds, data_split_seeds)
-        checkpoint, score = runs.best_checkpoint_with_score(paths.root_dir, run, direction)
+    for seed in range(max(1, phase.num_seeds)):
+        run = phase.run_name(seed)
+        checkpoint, score = runs.best_checkpoint_with_score(paths.root_dir, run, phase.direction)
         found.append(SeedModel(run, checkpoint, score))
     return found
 
@@ -64,29 +69,57 @@ def output_dir(paths: Paths, kind: str) -> str:
     return path
 
 
-def fluorescence_data(paths: Paths, task_name: str = "FluorescenceData") -> tuple[pd.DataFrame, np.ndarray]:
-    """Every promoter of a fluorescence task (train, val and test, as published): its table
-    (`merged`, with the measured cells and split flags) and uint8 codes (N, 250)."""
+def fluorescence_data(paths: Paths, task_name: str = "FluorescenceData",
+                      split_seed: int | None = None) -> tuple[pd.DataFrame, np.ndarray]:
+    """Every promoter of a fluorescence task (train, val and test, as published).
+
+    Parameters
+    ----------
+    paths : the configured directories (`root_data_dir` holds the data).
+    task_name : a fluorescence task (FluorescenceData, FluorescenceData_K562, ...).
+    split_seed : seed of the train/val/test split recorded in the table's `is_<split>` columns
+        (None: the published seed 97); a model's own is `model.input_recipe.split_seed`.
+
+    Returns
+    -------
+    The task's table (`merged`, with the measured cells and split flags) and the promoters'
+    uint8 codes (N, 250), in the same order.
+    """
     from promoter_modelling.tasks.registry import build_task, is_fluorescence_task
 
     if not is_fluorescence_task(task_name):
         raise InputError(f"{task_name!r} is not a fluorescence task (FluorescenceData, FluorescenceData_K562, ...)")
-    task = build_task(task_name, paths.root_data_dir)
+    task = build_task(task_name, paths.root_data_dir, split_seed=split_seed)
     task.prepare()
     codes = np.array(task.full_dataset.x, dtype=np.uint8)  # a writable copy of the memory-mapped cache
     return task.merged.reset_index(drop=True), codes
 
 
-def add_model_flags(parser: argparse.ArgumentParser) -> None:
-    """Flags shared by the analysis scripts beyond the training ones."""
-    parser.add_argument("--data_split_seeds", action="store_true",
-                        help="use the models of train_models_with_different_fluorescence_data_splits.py "
-                             "(runs named <name>_dl_seed_k)")
-    parser.add_argument("--device", default="auto", help="auto (GPU when present) | cpu | cuda")
+def models_split_seed(models: Sequence, split: str = "all") -> int | None:
+    """The fluorescence split seed the analysed models were trained on (their input recipes').
+
+    Parameters
+    ----------
+    models : the loaded models (each with `input_recipe.split_seed`; None is the published 97).
+    split : the split analysed; "all" needs no particular split.
+
+    Returns
+    -------
+    The models' common split seed; None when they differ and `split` is "all". Models trained
+    on different splits analysed on one split raise a one-line InputError.
+    """
+    seeds = list(dict.fromkeys(model.input_recipe.split_seed for model in models))
+    if len(seeds) == 1:
+        return seeds[0]
+    if split == "all":
+        return None
+    shown = ", ".join("97 (published)" if s is None else str(s) for s in seeds)
+    raise InputError(f"the analysed models were trained on different fluorescence data splits (split seeds "
+                     f"{shown}), so their {split} sets differ; use --sequences_split all")
 
 
 def resolve_device(name: str):
-    """torch device for --device."""
+    """torch device for a device name: auto (GPU when present), cpu, cuda, cuda:k."""
     import torch
 
     if name == "auto":
@@ -95,4 +128,7 @@ def resolve_device(name: str):
         return default_device()
     if name.startswith("cuda") and not torch.cuda.is_available():
         raise InputError(f"--device {name}: no CUDA device is available")
-    return torch.device(name)
+    try:
+        return torch.device(name)
+    except RuntimeError as exc:
+        raise InputError(f"--device {name}: not a device name (auto, cpu, cuda, cuda:0, ...)") from exc

@@ -13,16 +13,23 @@ Outputs under `<root_dir>/motif_insertion_analysis/`, prefixed by the run name:
 promoter and motif), `_sequences.tsv` (promoters, measurements, baseline predictions),
 `_motif_insertion.json` (parameters and checkpoints), `_effects_heatmap.png`,
 `_top_motifs.png` and `_<cell>_top_motif_logos.png`.
+
+Token (DNABERT) and motif-count (MotifBasedFCN) models read the inserted sequences through the
+input recipe saved in their checkpoints, exactly as training read sequences. Promoters of one
+split (`--sequences_split`) come from the split the models were trained on (their recipe's split
+seed). Entry point: `perform_analysis(run, InsertionOptions(...))`; the command line is parsed in
+`promoter_modelling.cli.analysis_args`.
 """
 
 from __future__ import annotations
 
-import argparse
+import json
 import os
 import time
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -31,6 +38,10 @@ import scipy.stats
 from promoter_modelling import sequence as seqlib
 from promoter_modelling.analysis.motifs import Motif, default_meme_file, read_motifs, sample_instances
 from promoter_modelling.errors import InputError
+
+if TYPE_CHECKING:
+    from promoter_modelling.recipe import InputRecipe
+    from promoter_modelling.run_config import RunConfig
 
 ANALYSIS_DIR = "motif_insertion_analysis"
 SPLITS = ("all", "train", "val", "test")
@@ -102,6 +113,24 @@ def run_insertion(models: list, codes: np.ndarray, motifs: list[Motif], head: st
     The baseline is predicted once per promoter and model; each motif costs one pass of every
     model over the promoters (motifs are pooled into one pass when the promoters fill less than
     a batch).
+
+    Parameters
+    ----------
+    models : the models (one per seed), all reading the same inputs.
+    codes : uint8 codes (N, L) of the background promoters.
+    motifs : the motifs inserted (`analysis.motifs.read_motifs`).
+    head : the head whose outputs are compared.
+    n_insertions : copies of a motif written into each promoter.
+    seed : seed of the insertions (each motif has its own stream, `motif_rng`).
+    batch_size : sequences per model pass.
+    device : torch device (None: GPU when present).
+    transform : codes -> model inputs (`input_transform`; None for one-hot models).
+    progress : show a progress bar over motifs.
+
+    Returns
+    -------
+    InsertionResult with the baseline predictions (seeds, N, K), the seed-averaged per-promoter
+    effects (motifs, N, K) and each seed's mean effect (motifs, seeds, K).
     """
     if not models:
         raise InputError("motif insertion needs at least one trained model")
@@ -220,29 +249,52 @@ def select_head(model, requested: str | None = None) -> str:
     raise InputError(f"the model has no fluorescence head (heads: {', '.join(heads)}); choose one with --head")
 
 
-def input_transform(model, options: dict | None = None) -> Callable[[np.ndarray], np.ndarray] | None:
-    """Turn uint8 codes into the model's inputs: None for one-hot models; k-mer tokens for
-    DNABERT; motif hit counts (rescanned after insertion) for MotifBasedFCN.
+def input_transform(model, recipe: InputRecipe | None = None) -> Callable[[np.ndarray], np.ndarray] | None:
+    """The function that turns uint8 codes (N, L) into the model's inputs.
 
-    `options` are the data-side input options training used (`strategies.input_setup` for the
-    same flags): the tokenizer and MEME file, so inserted sequences are read like training data."""
-    kind = getattr(model, "input_kind", "onehot")
-    if kind == "onehot":
+    Parameters
+    ----------
+    model : a loaded model (`checkpoints.load_model`); its checkpoint's input recipe
+        (`model.input_recipe`) says how training read sequences.
+    recipe : the recipe to use instead (the model's with flag overrides, `with_overrides`);
+        default `model.input_recipe`.
+
+    Returns
+    -------
+    None for one-hot models (codes are their inputs); otherwise `recipe.codes_to_inputs`: k-mer
+    tokens for DNABERT, motif hit counts (rescanned after insertion) for MotifBasedFCN, exactly
+    as training built them, with no training flag needed.
+    """
+    recipe = recipe if recipe is not None else model.input_recipe
+    if recipe.kind != model.input_kind:
+        raise InputError(f"a {recipe.kind} input recipe cannot feed a model reading {model.input_kind} inputs")
+    if recipe.kind == "onehot":
         return None
-    from promoter_modelling.tasks import inputs
+    if recipe.kind == "tokens":
+        recipe.kmer_vocab  # noqa: B018 - resolve now: a recipe without vocabulary fails before any work
+    else:
+        recipe.motifs  # noqa: B018 - parse now, once
+    return recipe.codes_to_inputs
 
-    options = dict(options or {})
-    if kind == "tokens":
-        from promoter_modelling.backbones.dnabert import DEFAULT_DNABERT_PATH
 
-        trained_with = (model.hparams.backbone_kwargs or {}).get("dnabert_path")
-        vocab = inputs.load_kmer_vocab(options.get("dnabert_path") or trained_with or DEFAULT_DNABERT_PATH)
-        return lambda codes: inputs.kmer_tokens(seqlib.decode(codes), vocab)
-    if kind == "motif_counts":
-        motif_set = inputs.read_motifs(inputs.meme_file_path(options))
-        params = inputs.motif_parameters(options)
-        return lambda codes: inputs.count_motif_hits(seqlib.decode(codes), motif_set, **params)
-    raise InputError(f"motif insertion does not support models with {kind!r} inputs")
+def analysis_recipe(models: Sequence, run: RunConfig) -> InputRecipe:
+    """The input recipe the analysed models share: their checkpoints' recipe, with the motif file
+    or tokenizer replaced only where `--motif_meme_file` / `--dnabert_path` were given.
+
+    Seeds of one run read sequences alike; models whose recipes would turn sequences into
+    different inputs are refused (one line)."""
+    recipes = [model.input_recipe for model in models]
+    first = recipes[0]
+    for other in recipes[1:]:
+        if _input_part(other) != _input_part(first):
+            raise InputError("the analysed models read sequences differently (different input kinds, tokenizers "
+                             "or motif files in their checkpoints); analyse them separately")
+    return first.with_overrides(meme_file=run.data.motif_meme_file, dnabert_path=run.data.dnabert_path)
+
+
+def _input_part(recipe: InputRecipe) -> tuple:
+    vocab = None if recipe.vocab is None else json.dumps(dict(recipe.vocab), sort_keys=True)
+    return recipe.kind, vocab, recipe.meme_text, json.dumps(dict(recipe.motif_params), sort_keys=True)
 
 
 def background_sequences(table: pd.DataFrame, codes: np.ndarray, split: str = "all", max_sequences: int | None = None,
@@ -282,20 +334,100 @@ def dinucleotide_shuffle(codes: np.ndarray, seed: int) -> np.ndarray:
     return shuffled.argmax(dim=1).numpy().astype(np.uint8)
 
 
-# --- the analysis as a script runs it ---------------------------------------------------------------
+# --- the analysis as a command runs it -------------------------------------------------------------
 
-def parameters(args: argparse.Namespace, meme_file: str, checkpoints: list[str], head: str) -> dict:
-    """What determines the results (compared to decide whether saved results can be reused)."""
-    return {"meme_file": os.path.abspath(meme_file), "meme_mtime_ns": os.stat(meme_file).st_mtime_ns,
-            "num_motif_insertions_per_sequence": args.num_motif_insertions_per_sequence,
-            "insertion_seed": args.insertion_seed, "sequences_split": args.sequences_split,
-            "max_sequences": args.max_sequences, "background": args.background, "head": head,
-            "checkpoints": [os.path.abspath(c) for c in checkpoints]}
+PER_SEQUENCE_FORMATS = ("parquet", "tsv", "none")
+
+
+@dataclass(frozen=True)
+class InsertionOptions:
+    """Options of the motif insertion analysis beyond the training flags (which name the models).
+
+    Parameters
+    ----------
+    meme_file : MEME file of the inserted motifs (None: the bundled JASPAR CORE vertebrates file).
+    num_motif_insertions_per_sequence : copies of a motif written into each promoter (>= 1).
+    insertion_seed : seed of the insertion positions, the sampled instances and promoter subsets.
+    sequences_split : promoters inserted into: all (published), train, val or test (of the split
+        the models were trained on).
+    max_sequences : analyse a random subset of this many promoters (None: all of them).
+    background : "sequences" (the promoters themselves, published) or "dinucleotide_shuffled".
+    head : head analysed (None: the fluorescence head).
+    alpha : q-value threshold for significance.
+    top_n : motifs printed and drawn per cell and direction (>= 1).
+    per_sequence_output : format of the per-promoter effects table: parquet, tsv or none.
+    no_plots : skip the figures.
+    overwrite : recompute even when results for the same inputs exist.
+    batch_size : sequences per model pass.
+    device : auto (GPU when present), cpu or cuda.
+    """
+
+    meme_file: str | None = None
+    num_motif_insertions_per_sequence: int = 10
+    insertion_seed: int = 97
+    sequences_split: str = "all"
+    max_sequences: int | None = None
+    background: str = "sequences"
+    head: str | None = None
+    alpha: float = 0.05
+    top_n: int = 10
+    per_sequence_output: str = "parquet"
+    no_plots: bool = False
+    overwrite: bool = False
+    batch_size: int = 2048
+    device: str = "auto"
+
+    def __post_init__(self) -> None:
+        if self.num_motif_insertions_per_sequence < 1:
+            raise InputError("--num_motif_insertions_per_sequence must be at least 1, got "
+                             f"{self.num_motif_insertions_per_sequence}")
+        if self.sequences_split not in SPLITS:
+            raise InputError(f"--sequences_split {self.sequences_split!r}: expected one of {', '.join(SPLITS)}")
+        if self.max_sequences is not None and self.max_sequences < 1:
+            raise InputError(f"--max_sequences must be at least 1, got {self.max_sequences}")
+        if self.background not in BACKGROUNDS:
+            raise InputError(f"--background {self.background!r}: expected one of {', '.join(BACKGROUNDS)}")
+        if not 0 < self.alpha <= 1:
+            raise InputError(f"--alpha must be in (0, 1], got {self.alpha}")
+        if self.top_n < 1:
+            raise InputError(f"--top_n must be at least 1, got {self.top_n}")
+        if self.per_sequence_output not in PER_SEQUENCE_FORMATS:
+            raise InputError(f"--per_sequence_output {self.per_sequence_output!r}: expected one of "
+                             f"{', '.join(PER_SEQUENCE_FORMATS)}")
+        if self.batch_size < 1:
+            raise InputError(f"--batch_size must be at least 1, got {self.batch_size}")
+
+
+def parameters(options: InsertionOptions, meme_file: str, checkpoints: list[str], head: str,
+               run: RunConfig | None = None) -> dict:
+    """What determines the results (compared to decide whether saved results can be reused).
+
+    Parameters
+    ----------
+    options : the analysis options.
+    meme_file : the MEME file actually read (default resolved).
+    checkpoints : the analysed checkpoints, in seed order.
+    head : the head analysed (default resolved).
+    run : the run configuration; its `--motif_meme_file` / `--dnabert_path` overrides of the
+        checkpoints' input recipe change the inputs and are recorded.
+
+    Returns
+    -------
+    A JSON-serialisable dict (stored in `<name>_motif_insertion.json`).
+    """
+    params = {"meme_file": os.path.abspath(meme_file), "meme_mtime_ns": os.stat(meme_file).st_mtime_ns,
+              "num_motif_insertions_per_sequence": options.num_motif_insertions_per_sequence,
+              "insertion_seed": options.insertion_seed, "sequences_split": options.sequences_split,
+              "max_sequences": options.max_sequences, "background": options.background, "head": head,
+              "checkpoints": [os.path.abspath(c) for c in checkpoints]}
+    overrides = {} if run is None else {k: v for k, v in (("motif_meme_file", run.data.motif_meme_file),
+                                                          ("dnabert_path", run.data.dnabert_path)) if v}
+    if overrides:  # absent otherwise, so results of earlier versions stay reusable
+        params["input_overrides"] = overrides
+    return params
 
 
 def _read_json(path: str) -> dict | None:
-    import json
-
     try:
         with open(path, encoding="utf-8") as handle:
             return json.load(handle)
@@ -373,56 +505,73 @@ def print_top(summary: pd.DataFrame, n: int = 10) -> None:
                       f"q={row.q_value:.2e} {flag}")
 
 
-def perform_analysis(args: argparse.Namespace) -> dict:
-    """Run the motif insertion analysis a command line describes; returns its output paths and summary."""
+def perform_analysis(run: RunConfig, options: InsertionOptions) -> dict:
+    """Run the motif insertion analysis of the models a run configuration names.
+
+    Parameters
+    ----------
+    run : the training configuration that produced the models (strategy, tasks, model name and
+        size, seeds, `data_split_seeds`); its final phase's runs are analysed, every seed.
+        `run.data.motif_meme_file` / `dnabert_path`, when given, override the motif file /
+        tokenizer of the checkpoints' input recipe.
+    options : the analysis options.
+
+    Returns
+    -------
+    dict with `summary` (the per motif and cell table), `reused` (True when saved results for
+    the same models and parameters were read back) and the output paths (`summary_path`,
+    `sequences_path`, `per_sequence_path`, plots).
+    """
     from promoter_modelling.analysis.common import (
-        final_phase,
         fluorescence_data,
+        models_split_seed,
         output_dir,
+        phase_models,
         resolve_device,
-        seed_models,
     )
-    from promoter_modelling.checkpoints import load_checkpoint_model
+    from promoter_modelling.checkpoints import load_model
     from promoter_modelling.config import load_paths
     from promoter_modelling.io_utils import fingerprint, save_json, save_table
-    from promoter_modelling.strategies import input_setup
+    from promoter_modelling.planning import final_phase
 
     start = time.time()
-    paths = load_paths(args.config_path)
-    phase = final_phase(args)
+    paths = load_paths(run.config_path)
+    phase = final_phase(run)
     name = phase.name_format
-    found = seed_models(paths, name, phase.num_seeds, phase.direction, args.data_split_seeds)
-    meme_file = args.meme_file or default_meme_file()
+    found = phase_models(paths, phase)
+    meme_file = options.meme_file or default_meme_file()
     motifs = read_motifs(meme_file)
     print(f"{len(motifs)} motifs from {meme_file}; models: {', '.join(m.run for m in found)}")
-    device = resolve_device(args.device)
-    models = [load_checkpoint_model(m.checkpoint, map_location=device) for m in found]
-    head = select_head(models[0], args.head)
+    device = resolve_device(options.device)
+    models = [load_model(m.checkpoint, map_location=device) for m in found]
+    head = select_head(models[0], options.head)
     out_dir = output_dir(paths, ANALYSIS_DIR)
     prefix = os.path.join(out_dir, name)
     meta_path = f"{prefix}_motif_insertion.json"
     summary_path = f"{prefix}_motif_effects.tsv"
     checkpoints = [m.checkpoint for m in found]
-    params = parameters(args, meme_file, checkpoints, head)
+    params = parameters(options, meme_file, checkpoints, head, run)
     # the files' size and mtime too: a checkpoint retrained at the same path invalidates the results
-    inputs_fingerprint = fingerprint([meme_file, *checkpoints], params)
+    files = [meme_file, *checkpoints] + ([run.data.motif_meme_file] if run.data.motif_meme_file else [])
+    inputs_fingerprint = fingerprint(files, params)
     stored = _read_json(meta_path)
-    if (not args.overwrite and stored and stored.get("parameters") == params
+    if (not options.overwrite and stored and stored.get("parameters") == params
             and stored.get("fingerprint") == inputs_fingerprint and os.path.exists(summary_path)):
         print(f"results for these models and parameters exist: {summary_path} (pass --overwrite to recompute)")
         summary = pd.read_csv(summary_path, sep="\t")
-        print_top(summary, args.top_n)
+        print_top(summary, options.top_n)
         return {"summary": summary, "summary_path": summary_path, "reused": True, **stored.get("outputs", {})}
 
-    table, codes = fluorescence_data(paths)
-    table, codes = background_sequences(table, codes, args.sequences_split, args.max_sequences, args.background,
-                                        args.insertion_seed)
-    print(f"inserting {len(motifs)} motifs x {args.num_motif_insertions_per_sequence} copies into "
+    transform = input_transform(models[0], analysis_recipe(models, run))
+    split_seed = models_split_seed(models, options.sequences_split)
+    table, codes = fluorescence_data(paths, split_seed=split_seed)
+    table, codes = background_sequences(table, codes, options.sequences_split, options.max_sequences,
+                                        options.background, options.insertion_seed)
+    print(f"inserting {len(motifs)} motifs x {options.num_motif_insertions_per_sequence} copies into "
           f"{len(codes)} promoters; {len(models)} model(s), head {head}, device {device}")
-    transform = input_transform(models[0], input_setup(args, paths)[1])
-    result = run_insertion(models, codes, motifs, head, args.num_motif_insertions_per_sequence,
-                           args.insertion_seed, args.batch_size, device, transform, progress=True)
-    summary = summarise(result, args.alpha)
+    result = run_insertion(models, codes, motifs, head, options.num_motif_insertions_per_sequence,
+                           options.insertion_seed, options.batch_size, device, transform, progress=True)
+    summary = summarise(result, options.alpha)
     save_table(summary, summary_path)
     sequences = table[["source_row", "sequence"] + [c for c in result.cells if c in table.columns]].copy()
     sequences.insert(0, "sequence_index", np.arange(len(sequences)))
@@ -435,51 +584,16 @@ def perform_analysis(args: argparse.Namespace) -> dict:
     save_table(sequences, sequences_path)
     outputs = {"summary_path": summary_path, "sequences_path": sequences_path,
                "per_sequence_path": write_per_sequence(result, f"{prefix}_per_sequence_effects",
-                                                       args.per_sequence_output)}
-    if not args.no_plots:
-        outputs.update(write_plots(summary, motifs, prefix, name, top=args.top_n))
+                                                       options.per_sequence_output)}
+    if not options.no_plots:
+        outputs.update(write_plots(summary, motifs, prefix, name, top=options.top_n))
     save_json({"parameters": params, "fingerprint": inputs_fingerprint, "outputs": outputs,
                "runs": [m.run for m in found], "cells": result.cells, "num_sequences": int(len(codes)),
-               "num_motifs": len(motifs), "seconds": time.time() - start}, meta_path)
-    print_top(summary, args.top_n)
+               "num_motifs": len(motifs), "split_seed": split_seed, "seconds": time.time() - start}, meta_path)
+    print_top(summary, options.top_n)
     print(f"motif effects: {summary_path}")
     for key, value in outputs.items():
         if value and key != "summary_path":
             print(f"{key}: {value}")
     print(f"finished in {time.time() - start:.0f} s")
     return {"summary": summary, "reused": False, **outputs}
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    """Flags of perform_motif_insertion_analysis.py beyond the training ones."""
-    from promoter_modelling.analysis.common import add_model_flags
-
-    p = parser.add_argument
-    p("--meme_file", default=None, help="MEME motif file (default: the bundled JASPAR CORE vertebrates file)")
-    p("--num_motif_insertions_per_sequence", type=int, default=10, help="copies of a motif written into each promoter")
-    p("--insertion_seed", type=int, default=97, help="seed of the insertion positions and sampled instances")
-    p("--sequences_split", default="all", choices=SPLITS, help="promoters inserted into (published: all)")
-    p("--max_sequences", type=int, default=None, help="analyse a random subset of this many promoters")
-    p("--background", default="sequences", choices=BACKGROUNDS,
-      help="insert into the promoters themselves (published) or into dinucleotide-shuffled copies")
-    p("--head", default=None, help="head analysed (default: the fluorescence head)")
-    p("--alpha", type=float, default=0.05, help="q-value threshold for significance")
-    p("--top_n", type=int, default=10, help="motifs printed and drawn per cell and direction")
-    p("--per_sequence_output", default="parquet", choices=("parquet", "tsv", "none"),
-      help="format of the per-promoter effects table")
-    p("--no_plots", action="store_true")
-    p("--overwrite", action="store_true", help="recompute even when results for the same inputs exist")
-    add_model_flags(parser)
-    parser.set_defaults(batch_size=2048)
-    return parser
-
-
-def main(argv: list[str] | None = None) -> dict:
-    """Entry point of perform_motif_insertion_analysis.py."""
-    from promoter_modelling.cli import add_train_arguments
-
-    parser = argparse.ArgumentParser(description="In-silico motif insertion analysis of trained models")
-    args = add_arguments(add_train_arguments(parser)).parse_args(argv)
-    if args.num_motif_insertions_per_sequence < 1:
-        parser.error("--num_motif_insertions_per_sequence must be at least 1")
-    return perform_analysis(args)

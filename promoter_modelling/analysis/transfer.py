@@ -20,9 +20,9 @@ with scatter plots in `..._on_<task>.png`.
 
 from __future__ import annotations
 
-import argparse
 import os
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -31,8 +31,40 @@ import scipy.stats
 from promoter_modelling.errors import InputError
 from promoter_modelling.heads import GROUPED_MULTICLASS, HeadSpec, head_probabilities
 
+if TYPE_CHECKING:
+    from promoter_modelling.run_config import RunConfig
+
 OUTPUT_DIR = "transfer_performance"
 SURE_PREFIX = "SuRE_"
+EVALUATED_TASKS = ("FluorescenceData", "FluorescenceData_JURKAT", "FluorescenceData_K562", "FluorescenceData_THP1")
+
+
+@dataclass(frozen=True)
+class TransferOptions:
+    """Options of eval_transfer_performance beyond the training flags (which name the model).
+
+    Parameters
+    ----------
+    output_inds_to_compare : space-separated groups, one per head group, each with one
+        comma-separated head output index per evaluated output (-1 skips), e.g. "33,-1,55 88,12,21".
+    task_to_evaluate : the fluorescence task whose measurements are compared (all its promoters).
+    batch_size : sequences per model pass.
+    device : auto (GPU when present), cpu or cuda.
+    """
+
+    output_inds_to_compare: str
+    task_to_evaluate: str = "FluorescenceData"
+    batch_size: int = 512
+    device: str = "auto"
+
+    def __post_init__(self) -> None:
+        if self.task_to_evaluate not in EVALUATED_TASKS:
+            raise InputError(f"--task_to_evaluate {self.task_to_evaluate!r}: expected one of "
+                             f"{', '.join(EVALUATED_TASKS)}")
+        if not self.output_inds_to_compare.split():
+            raise InputError("--output_inds_to_compare is empty; give one comma-separated group per head group")
+        if self.batch_size < 1:
+            raise InputError(f"--batch_size must be at least 1, got {self.batch_size}")
 
 
 @dataclass
@@ -139,76 +171,66 @@ def compare(predictions: dict[str, np.ndarray], groups: list[HeadGroup], y: np.n
     return pd.DataFrame(rows), panels
 
 
-def evaluate_transfer(args: argparse.Namespace) -> dict:
-    """Run eval_transfer_performance for a command line; returns the table and output paths."""
+def evaluate_transfer(run: RunConfig, options: TransferOptions) -> dict:
+    """Compare a trained model's head outputs with fluorescence measurements (zero-shot transfer).
+
+    Parameters
+    ----------
+    run : the training configuration of the model (its final phase's runs; the seed with the best
+        validation score is evaluated).
+    options : the evaluation options.
+
+    Returns
+    -------
+    dict with `table` (Pearson r and Spearman rho per compared pair), `table_path`, `plot_path`
+    and `checkpoint` (the evaluated model).
+    """
     from promoter_modelling.analysis import plots
     from promoter_modelling.analysis.common import (
         best_seed_model,
-        final_phase,
         fluorescence_data,
         output_dir,
+        phase_models,
         resolve_device,
-        seed_models,
     )
-    from promoter_modelling.checkpoints import load_checkpoint_model
+    from promoter_modelling.checkpoints import load_model
     from promoter_modelling.config import load_paths
     from promoter_modelling.io_utils import save_table
+    from promoter_modelling.planning import final_phase
     from promoter_modelling.tasks.registry import build_task
 
-    paths = load_paths(args.config_path)
-    phase = final_phase(args)
+    paths = load_paths(run.config_path)
+    phase = final_phase(run)
     name, direction = phase.name_format, phase.direction
-    chosen = best_seed_model(seed_models(paths, name, phase.num_seeds, direction, args.data_split_seeds), direction)
+    task = options.task_to_evaluate
+    chosen = best_seed_model(phase_models(paths, phase), direction)
     print(f"Best existing model across seeds is: {chosen.checkpoint}")
-    device = resolve_device(args.device)
-    model = load_checkpoint_model(chosen.checkpoint, map_location=device)
-    if getattr(model, "input_kind", "onehot") != "onehot":
-        raise InputError(f"{chosen.checkpoint}: transfer evaluation supports one-hot sequence models only")
+    device = resolve_device(options.device)
+    model = load_model(chosen.checkpoint, map_location=device)
+    if model.input_kind != "onehot":
+        raise InputError(f"{chosen.checkpoint}: transfer evaluation supports one-hot sequence models only "
+                         f"(this model reads {model.input_kind} inputs)")
     groups = head_groups(model.head_specs)
-    eval_outputs = list(build_task(args.task_to_evaluate, paths.root_data_dir).head.output_names)
-    indices = parse_output_inds(args.output_inds_to_compare, groups, eval_outputs)
-    table, codes = fluorescence_data(paths, args.task_to_evaluate)
+    eval_outputs = list(build_task(task, paths.root_data_dir).head.output_names)
+    indices = parse_output_inds(options.output_inds_to_compare, groups, eval_outputs)
+    # every promoter is predicted: the split seed only picks the cached table (the model's own)
+    table, codes = fluorescence_data(paths, task, split_seed=model.input_recipe.split_seed)
     y = table[eval_outputs].to_numpy(dtype=np.float64)
-    predictions = group_predictions(model, groups, codes, args.batch_size, device)
+    predictions = group_predictions(model, groups, codes, options.batch_size, device)
     results, panels = compare(predictions, groups, y, eval_outputs, indices)
     for group in groups:
         print(f"Comparing predictions from head group {group.name} ({', '.join(s.name for s in group.specs)}) "
-              f"to {args.task_to_evaluate}")
+              f"to {task}")
         for row in results[results["head_group"] == group.name].itertuples():
             print(f"  PearsonR between {row.head_output} and {row.evaluated_output} = {row.pearson_r} "
                   f"≈ {round(row.pearson_r, 4)}")
             print(f"  SpearmanR between {row.head_output} and {row.evaluated_output} = {row.spearman_rho} "
                   f"≈ {round(row.spearman_rho, 4)}")
     results.insert(0, "run", chosen.run)
-    prefix = os.path.join(output_dir(paths, OUTPUT_DIR), f"{name}_on_{args.task_to_evaluate}")
+    prefix = os.path.join(output_dir(paths, OUTPUT_DIR), f"{name}_on_{task}")
     save_table(results, f"{prefix}.csv", sep=",")
-    plot = plots.scatter_panels(panels, f"{prefix}.png", f"{name}: head outputs vs {args.task_to_evaluate}")
+    plot = plots.scatter_panels(panels, f"{prefix}.png", f"{name}: head outputs vs {task}")
     print(f"table: {prefix}.csv")
     if plot:
         print(f"scatter plots: {plot}")
     return {"table": results, "table_path": f"{prefix}.csv", "plot_path": plot, "checkpoint": chosen.checkpoint}
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    """Flags of eval_transfer_performance.py beyond the training ones."""
-    from promoter_modelling.analysis.common import add_model_flags
-
-    parser.add_argument("--task_to_evaluate", default="FluorescenceData",
-                        choices=("FluorescenceData", "FluorescenceData_JURKAT", "FluorescenceData_K562",
-                                 "FluorescenceData_THP1"))
-    parser.add_argument("--output_inds_to_compare", required=True,
-                        help="space-separated groups, one per head group, each with one comma-separated head "
-                             "output index per evaluated output (-1 skips), e.g. \"33,-1,55 88,12,21\"")
-    add_model_flags(parser)
-    parser.set_defaults(batch_size=512)
-    return parser
-
-
-def main(argv: list[str] | None = None) -> dict:
-    """Entry point of eval_transfer_performance.py."""
-    from promoter_modelling.cli import add_train_arguments
-
-    parser = argparse.ArgumentParser(description="Compare a trained model's head outputs with the fluorescence "
-                                                 "measurements (zero-shot transfer)")
-    args = add_arguments(add_train_arguments(parser)).parse_args(argv)
-    return evaluate_transfer(args)

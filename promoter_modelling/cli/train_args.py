@@ -1,21 +1,33 @@
-"""Command-line interfaces: the training scripts' flags and the `promoter-modelling` entry point."""
+"""The training scripts' flags (those of the published train_models.py plus this package's) and
+their translation into a typed `RunConfig`, done once here."""
 
 from __future__ import annotations
 
 import argparse
 import json
-import sys
 
-from promoter_modelling.backbones.dnabert import DEFAULT_DNABERT_PATH
 from promoter_modelling.backbones.registry import MODEL_SIZES, backbone_names
-from promoter_modelling.errors import DownloadError, InputError
+from promoter_modelling.run_config import (
+    CCLE_DUPLICATE_SUMS,
+    LOSS_SCALINGS,
+    SURE_SNP_CHOICES,
+    DataOptions,
+    LoggingOptions,
+    ModelChoice,
+    ModelRecipe,
+    PhaseHyperparameters,
+    RunConfig,
+    TaskChoice,
+    TrainerOptions,
+)
 from promoter_modelling.runs import STRATEGIES
+from promoter_modelling.tasks.registry import task_names
+
+SPLITS_SCRIPT = "train_models_with_different_fluorescence_data_splits"
 
 
 def add_train_arguments(parser: argparse.ArgumentParser, splits_script: bool = False) -> argparse.ArgumentParser:
     """Every flag of the published train_models.py, plus this package's additions."""
-    from promoter_modelling.tasks.registry import task_names
-
     tasks_help = "comma-separated task names: " + ", ".join(task_names())
     p = parser.add_argument
     p("--config_path", default="./config.json", help="JSON file with root_dir (results) and root_data_dir (data)")
@@ -62,7 +74,14 @@ def add_train_arguments(parser: argparse.ArgumentParser, splits_script: bool = F
       help="all: freeze the whole backbone in eval mode; published: freeze only promoter_* parameters")
     p("--onecycle_interval", default="step", choices=("step", "epoch"),
       help="LegNet OneCycleLR stepping (published: epoch)")
-    p("--dnabert_path", default=DEFAULT_DNABERT_PATH, help="DNABERT weights: local folder or hub id")
+    p("--single_task_loss", default="plain", choices=LOSS_SCALINGS,
+      help="single-task loss: plain, or published (fixed log-variance 1: L/(2e) + 0.5 for regression)")
+    p("--sure_minus_strand_snps", default="complement", choices=SURE_SNP_CHOICES,
+      help="SuRE minus-strand SNP bases: complement them, or insert them as written (published)")
+    p("--ccle_duplicate_sum", default="linear", choices=CCLE_DUPLICATE_SUMS,
+      help="CCLE gene columns of one Ensembl id: summed as TPMs (linear), or as log values (log, published)")
+    p("--dnabert_path", default=None,
+      help="DNABERT weights and tokenizer: local folder or hub id (default zhihan1996/DNA_bert_6)")
     p("--motif_meme_file", default=None, help="MEME file scanned for MotifBasedFCN inputs")
     p("--backbone_kwargs", type=json.loads, default=None, help="JSON dict overriding backbone constructor arguments")
     p("--num_workers", type=int, default=0, help="DataLoader worker processes")
@@ -75,63 +94,56 @@ def add_train_arguments(parser: argparse.ArgumentParser, splits_script: bool = F
     return parser
 
 
-def parse_train_args(argv: list[str] | None = None, splits_script: bool = False) -> argparse.Namespace:
+def parse_train_args(argv: list[str] | None = None, splits_script: bool = False) -> RunConfig:
+    """Parse training flags into the run configuration.
+
+    Parameters
+    ----------
+    argv : the flags (default: sys.argv[1:]).
+    splits_script : flags of train_models_with_different_fluorescence_data_splits.py (seed k
+        re-draws the fluorescence split; mixed precision by default).
+
+    Returns
+    -------
+    RunConfig
+    """
     description = ("Train models on several fluorescence data splits (seed k re-draws the split)" if splits_script
                    else "Train promoter expression models with a modelling strategy")
     parser = add_train_arguments(argparse.ArgumentParser(description=description), splits_script)
-    args = parser.parse_args(argv)
-    if args.devices != "auto":
+    return config_from_args(parser.parse_args(argv), splits_script)
+
+
+def config_from_args(args: argparse.Namespace, splits_script: bool = False) -> RunConfig:
+    """The typed configuration of parsed training flags (the only reader of their Namespace)."""
+    devices: int | str = args.devices
+    if devices != "auto":
         try:
-            args.devices = int(args.devices)
+            devices = int(devices)
         except ValueError:
             pass
-    return args
-
-
-def run_cli(function, *a, **kw):
-    """Run a command, turning input and download errors into one clear line and exit code 2."""
-    try:
-        return function(*a, **kw)
-    except (InputError, DownloadError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        raise SystemExit(2) from None
-
-
-def train_main(argv: list[str] | None = None, splits_script: bool = False) -> None:
-    from promoter_modelling.strategies import run_strategy
-
-    args = parse_train_args(argv, splits_script)
-    script = "train_models_with_different_fluorescence_data_splits" if splits_script else "train_models"
-    run_cli(run_strategy, args, script=script, data_split_seeds=splits_script)
-
-
-def main(argv: list[str] | None = None) -> None:
-    """`promoter-modelling <command> ...`: train, train-splits, demo-data, predict, import-checkpoint."""
-    argv = list(sys.argv[1:] if argv is None else argv)
-    commands = {"train": "train models (flags of train_models.py)",
-                "train-splits": "train on several fluorescence data splits",
-                "demo-data": "write demo / fixture data",
-                "predict": "predict expression for sequences with trained checkpoints",
-                "import-checkpoint": "convert a checkpoint of the published code into this package's format"}
-    if not argv or argv[0] in ("-h", "--help") or argv[0] not in commands:
-        print("usage: promoter-modelling {" + ",".join(commands) + "} ...\n")
-        for name, text in commands.items():
-            print(f"  {name:19s}{text}")
-        raise SystemExit(0 if argv and argv[0] in ("-h", "--help") else 2)
-    command, rest = argv[0], argv[1:]
-    if command == "train":
-        train_main(rest)
-    elif command == "train-splits":
-        train_main(rest, splits_script=True)
-    elif command == "demo-data":
-        from promoter_modelling.demo_data import main as demo_main
-
-        demo_main(rest)
-    elif command == "import-checkpoint":
-        from promoter_modelling.checkpoints import import_main
-
-        run_cli(import_main, rest)
-    else:
-        from promoter_modelling.predict import main as predict_main
-
-        run_cli(predict_main, rest)
+    flags = {k: v for k, v in vars(args).items() if isinstance(v, (str, int, float, bool, type(None), list, dict))}
+    return RunConfig(
+        config_path=args.config_path,
+        strategy=args.modelling_strategy,
+        tasks=TaskChoice(args.single_task, args.joint_tasks, args.pretrain_tasks, args.finetune_tasks),
+        model=ModelChoice(args.model_name, args.model_size, dict(args.backbone_kwargs or {})),
+        final=PhaseHyperparameters(args.lr, args.weight_decay, args.batch_size, args.max_epochs, args.train_mode,
+                                   args.metric_to_monitor, args.metric_direction_which_is_optimal),
+        pretrain=PhaseHyperparameters(args.pretrain_lr, args.pretrain_weight_decay, args.pretrain_batch_size,
+                                      args.pretrain_max_epochs, args.pretrain_train_mode,
+                                      args.pretrain_metric_to_monitor,
+                                      args.pretrain_metric_direction_which_is_optimal),
+        data=DataOptions(args.shrink_test_set, args.motif_meme_file, args.dnabert_path, args.sure_minus_strand_snps,
+                         args.ccle_duplicate_sum),
+        trainer=TrainerOptions(args.accelerator, devices, args.num_nodes, args.strategy, args.precision,
+                               args.num_workers, args.patience, args.save_top_k),
+        logging=LoggingOptions(tuple(x.strip() for x in args.loggers.split(",") if x.strip()),
+                               args.wandb_project_name, args.wandb_online),
+        recipe=ModelRecipe(args.linear_probing_freeze, args.onecycle_interval, args.single_task_loss),
+        num_seeds=args.num_random_seeds,
+        data_split_seeds=splits_script,
+        use_existing_models=args.use_existing_models,
+        name_suffix=args.optional_name_suffix,
+        script=SPLITS_SCRIPT if splits_script else "train_models",
+        flags=flags,
+    )

@@ -2,7 +2,9 @@
 
 A task subclass implements `raw_files()` (what to download), `build_cache()` (raw files ->
 cached arrays) and `load_datasets()` (cached arrays -> train/val/test datasets), and sets
-`head` (its HeadSpec). The base decides when a cache is stale (input files or parameters
+`head` (its HeadSpec). It declares the constructor options a run may set (`OPTIONS`), the input
+kinds it can serve (`INPUT_KINDS`) and, in `run_options`, the options the training scripts set
+for a model (the published preprocessing per model). The base decides when a cache is stale (input files or parameters
 changed), builds it atomically, and serves batches as dicts {"x", "y"[, "mask"]}.
 """
 
@@ -10,8 +12,9 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, ClassVar
 
 import lightning as L
 import numpy as np
@@ -22,7 +25,33 @@ from promoter_modelling import download
 from promoter_modelling.heads import HeadSpec
 from promoter_modelling.io_utils import fingerprint, save_json
 
+if TYPE_CHECKING:
+    from promoter_modelling.recipe import InputRecipe
+    from promoter_modelling.run_config import DataOptions
+
 MANIFEST = "cache_manifest.json"
+
+
+@dataclass(frozen=True)
+class LoaderSettings:
+    """How every task serves batches: batch size, worker processes, shuffling seed, and whether
+    val/test sets are cut to their first 10 rows (tasks where the published code did so)."""
+
+    batch_size: int = 96
+    num_workers: int = 0
+    seed: int = 0
+    shrink_test_set: bool = False
+
+
+@dataclass(frozen=True)
+class TaskContext:
+    """What a run tells its tasks: the model (name and input recipe), the data switches and the
+    fluorescence split seed of this seed's run (None: the published seed 97)."""
+
+    model_name: str
+    recipe: InputRecipe
+    data: DataOptions
+    split_seed: int | None = None
 
 
 @dataclass(frozen=True)
@@ -100,6 +129,13 @@ class TaskDataModule(L.LightningDataModule):
     raw_dirname: str = ""  # directory under root_data_dir holding raw files
     cache_dirname: str = ""  # directory under root_data_dir holding derived caches
     num_windows: int = 1  # >1: val/test inputs carry several windows, predictions are averaged
+    OPTIONS: ClassVar[tuple[str, ...]] = ()  # constructor options beyond the loader settings
+    INPUT_KINDS: ClassVar[tuple[str, ...]] = ("onehot",)  # model input kinds the task can serve
+
+    @classmethod
+    def run_options(cls, context: TaskContext) -> Mapping[str, object]:
+        """Options the training scripts set for this task and model (a subset of OPTIONS)."""
+        return {}
 
     def __init__(self, data_dir: str, batch_size: int = 96, num_workers: int = 0, seed: int = 0,
                  shrink_test_set: bool = False) -> None:
@@ -110,6 +146,7 @@ class TaskDataModule(L.LightningDataModule):
         self.seed = seed
         self.shrink_test_set = shrink_test_set
         self.head: HeadSpec | None = None
+        self.options: dict[str, object] = {}  # the options it was built with (set by the registry)
         self.train_dataset: Dataset | None = None
         self.val_dataset: Dataset | None = None
         self.test_dataset: Dataset | None = None

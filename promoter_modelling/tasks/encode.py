@@ -230,6 +230,8 @@ class ENCODETFChIPSeq(HeadFromData, TaskDataModule):
     `ENCODETFChIPSeq`). The output names come from the data: reading `head` prepares the task."""
 
     task_name = "ENCODETFChIPSeq"
+    OPTIONS = ("region_size", "max_peak_offset_for_grouping", "q_value_threshold", "min_num_peaks", "shuffle_seed",
+               "train_chromosomes", "val_chromosomes", "test_chromosomes")
     raw_dirname = "ENCODETFChIPSeq_data"
     cache_dirname = "ENCODETFChIPSeq"
     head_name = "ENCODETFChIPSeq"

@@ -17,7 +17,8 @@ from promoter_modelling import sequence as seqlib
 from promoter_modelling.errors import InputError
 from promoter_modelling.heads import BINARY, REGRESSION, HeadSpec
 from promoter_modelling.io_utils import load_npy, read_table, save_npy, save_table
-from promoter_modelling.tasks.base import ArrayDataset, RawFile, TaskDataModule
+from promoter_modelling.recipe import InputRecipe
+from promoter_modelling.tasks.base import ArrayDataset, RawFile, TaskContext, TaskDataModule
 
 CELLS = ("JURKAT", "K562", "THP1")
 REPLICATES = (1, 2)
@@ -198,15 +199,25 @@ class FluorescenceData(TaskDataModule):
     head_name = "Fluorescence"
     head_kind = REGRESSION
     cache_prefix = "FluorescenceData"
+    OPTIONS = ("split_seed", "min_reads", "zscore", "predict_de", "cells", "train_fraction", "val_fraction",
+               "input_recipe")
+    INPUT_KINDS = ("onehot", "tokens", "motif_counts")
+
+    @classmethod
+    def run_options(cls, context: TaskContext) -> dict[str, object]:
+        """Published: targets z-scored for token (DNABERT) and motif-count models only."""
+        options: dict[str, object] = {"input_recipe": context.recipe, "split_seed": context.split_seed}
+        if "zscore" in cls.OPTIONS:
+            options["zscore"] = context.recipe.kind != "onehot"
+        return options
 
     def __init__(self, data_dir: str, batch_size: int = 96, num_workers: int = 0, seed: int = 0,
                  shrink_test_set: bool = False, split_seed: int | None = None, min_reads: int = 5,
                  zscore: bool = False, predict_de: bool = False, cells: list[str] | None = None,
-                 train_fraction: float = 0.7, val_fraction: float = 0.1, input_kind: str = "onehot",
-                 input_options: dict | None = None) -> None:
+                 train_fraction: float = 0.7, val_fraction: float = 0.1,
+                 input_recipe: InputRecipe | None = None) -> None:
         super().__init__(data_dir, batch_size, num_workers, seed, shrink_test_set=False)
-        self.input_kind = input_kind
-        self.input_options = dict(input_options or {})
+        self.input_recipe = input_recipe or InputRecipe()
         self.split_seed = split_seed
         self.min_reads = min_reads
         self.zscore = zscore and self.head_kind == REGRESSION  # labels are always un-z-scored
@@ -256,16 +267,15 @@ class FluorescenceData(TaskDataModule):
     def load_datasets(self) -> None:
         self.merged = pd.read_csv(self.merged_path, sep="\t")
         full = load_npy(os.path.join(self.cache_dir, "full_seqs.npy"))
-        if self.input_kind != "onehot":
+        onehot = self.input_recipe.kind == "onehot"
+        if not onehot:
             # Model-specific inputs (k-mer tokens, motif counts) are derived from the sequences
-            # and cached beside the codes; see tasks/inputs.py.
-            from promoter_modelling.tasks.inputs import build_inputs
-
-            full = build_inputs(self.input_kind, self.merged["sequence"].tolist(), self.cache_dir, self.input_options)
+            # and cached beside the codes; see recipe.py.
+            full = self.input_recipe.model_inputs(self.merged["sequence"].tolist(), self.cache_dir)
         self.full_dataset = ArrayDataset(full, self.targets(self.merged))
         for split in SPLITS:
             flags = self.merged[f"is_{split}"].to_numpy()
-            if self.input_kind == "onehot":
+            if onehot:
                 x = load_npy(os.path.join(self.cache_dir, f"{split}_seqs.npy"))
             else:
                 x = np.asarray(full[flags])
@@ -287,6 +297,7 @@ class FluorescenceClassificationData(FluorescenceData):
     head_kind = BINARY
 
     cache_prefix = "FluorescenceData_classification"
+    OPTIONS = tuple(o for o in FluorescenceData.OPTIONS if o != "zscore")  # labels are never z-scored
 
     def make_table(self) -> pd.DataFrame:
         counts = read_counts(os.path.join(self.raw_dir, COUNTS_FILE))

@@ -11,7 +11,8 @@ MotifBasedFCN), cached next to the task's other arrays.
   file). Options: "meme_file" (required), "p_threshold", "q_threshold", "both_strands",
   "motif_pseudocount".
 
-Each array is cached as `<cache_dir>/<kind>_<fingerprint>.npy`, the fingerprint covering the
+Which kind a model reads, and the tokenizer or motif file, come from its input recipe
+(`promoter_modelling.recipe`); arrays are cached with `cached_array` under a fingerprint of the
 sequences, the tokenizer vocabulary or MEME file contents, and the parameters.
 """
 
@@ -38,36 +39,19 @@ MEME_DEFAULT_NSITES = 20.0  # what MEME assumes when a matrix does not state nsi
 CACHE_FORMAT = 1
 
 
-# --- entry points ---------------------------------------------------------------------------
-def build_inputs(kind: str, sequences: list[str], cache_dir: str, options: dict | None) -> np.ndarray:
-    """Inputs of `kind` for `sequences`, in order; cached under cache_dir."""
-    options = dict(options or {})
-    if kind == "onehot":
-        return seqlib.encode(sequences)
-    if kind == "tokens":
-        from promoter_modelling.backbones.dnabert import DEFAULT_DNABERT_PATH
-
-        path = options.get("dnabert_path") or DEFAULT_DNABERT_PATH
-        vocab = load_kmer_vocab(path)
-        key = _fingerprint(sequences, {"kind": kind, "k": vocab.k, "vocab": vocab.digest})
-        return _cached(cache_dir, f"dnabert_tokens_{key}.npy", lambda: kmer_tokens(sequences, vocab))
-    if kind == "motif_counts":
-        motifs = read_motifs(meme_file_path(options))
-        params = motif_parameters(options)
-        key = _fingerprint(sequences, {"kind": kind, "meme": motifs.digest, **params})
-        return _cached(cache_dir, f"motif_counts_{key}.npy", lambda: count_motif_hits(sequences, motifs, **params))
-    raise InputError(f"input kind {kind!r} is not available; expected one of {INPUT_KINDS}")
-
-
-def input_dims(kind: str, options: dict | None) -> dict:
-    """Extra backbone constructor arguments implied by the inputs: {"num_motifs": n} for motif
-    counts (n read from the MEME file), {"dnabert_path": p} for tokens when a path is given."""
-    options = dict(options or {})
-    if kind == "motif_counts":
-        return {"num_motifs": len(read_motifs(meme_file_path(options)).names)}
-    if kind == "tokens" and options.get("dnabert_path"):
-        return {"dnabert_path": options["dnabert_path"]}
-    return {}
+# --- cache ---------------------------------------------------------------------------------
+def cached_array(cache_dir: str | None, prefix: str, sequences: list[str], params: dict,
+                 build: Callable[[], np.ndarray]) -> np.ndarray:
+    """`build()`, cached as `<cache_dir>/<prefix>_<fingerprint>.npy` (the fingerprint covers the
+    sequences and `params`); not cached when cache_dir is None."""
+    if cache_dir is None:
+        return build()
+    path = os.path.join(cache_dir, f"{prefix}_{_fingerprint(sequences, params)}.npy")
+    if os.path.exists(path):
+        return load_npy(path)
+    array = build()
+    save_npy(path, array)  # creates cache_dir
+    return array
 
 
 def _fingerprint(sequences: list[str], params: dict) -> str:
@@ -76,15 +60,6 @@ def _fingerprint(sequences: list[str], params: dict) -> str:
     digest.update(str(len(sequences)).encode())
     digest.update("\n".join(sequences).encode())
     return digest.hexdigest()[:24]
-
-
-def _cached(cache_dir: str, filename: str, build: Callable[[], np.ndarray]) -> np.ndarray:
-    path = os.path.join(cache_dir, filename)
-    if os.path.exists(path):
-        return load_npy(path)
-    array = build()
-    save_npy(path, array)  # creates cache_dir
-    return array
 
 
 # --- DNABERT tokens -------------------------------------------------------------------------

@@ -1,16 +1,17 @@
 """Task names accepted on the command line -> data module classes (imported lazily).
 
-Adding a task: write its module on tasks/base.py and add one line to TASKS (or GROUPS when
-one name stands for several data modules).
+Adding a task: write its module on tasks/base.py (declaring OPTIONS, INPUT_KINDS and
+run_options) and add one line to TASKS (or GROUPS when one name stands for several data modules).
 """
 
 from __future__ import annotations
 
 import importlib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from promoter_modelling.errors import InputError
-from promoter_modelling.tasks.base import TaskDataModule
+from promoter_modelling.tasks.base import LoaderSettings, TaskContext, TaskDataModule
 
 
 @dataclass(frozen=True)
@@ -78,28 +79,73 @@ def is_fluorescence_task(name: str) -> bool:
     return name.startswith("FluorescenceData")
 
 
-def build_task(name: str, data_dir: str, **kwargs) -> TaskDataModule:
-    """Instantiate one (already expanded) task by name."""
+def task_class(name: str) -> type[TaskDataModule]:
+    """The data module class of one (already expanded) task name."""
     entry = TASKS.get(name)
     if entry is None:
         raise InputError(f"unknown task {name!r}; known tasks: {', '.join(task_names())}")
-    cls = getattr(importlib.import_module(entry.module), entry.cls)
-    module = cls(data_dir, **{**entry.kwargs, **kwargs})
+    return getattr(importlib.import_module(entry.module), entry.cls)
+
+
+def check_options(name: str, options: Mapping[str, object]) -> None:
+    """Refuse an option the task does not declare, naming task and option."""
+    declared = task_class(name).OPTIONS
+    for option in options:
+        if option not in declared:
+            raise InputError(f"task {name}: option {option!r} does not apply to it (its options: "
+                             f"{', '.join(declared) or 'none'})")
+
+
+def check_input_kind(name: str, model_name: str, input_kind: str) -> None:
+    """Refuse a task that cannot give the model its inputs, naming task and model."""
+    served = task_class(name).INPUT_KINDS
+    if input_kind not in served:
+        raise InputError(f"task {name} cannot serve {model_name}: the model reads {input_kind} inputs, the task "
+                         f"provides {' or '.join(served)} only")
+
+
+def build_task(name: str, data_dir: str, loader: LoaderSettings | None = None, **options) -> TaskDataModule:
+    """Instantiate one (already expanded) task by name.
+
+    Parameters
+    ----------
+    name : a task name of the registry (not a group).
+    data_dir : the data root (`root_data_dir`).
+    loader : batch size, workers, seed and test-set shrinking (default LoaderSettings()).
+    **options : task options; each must be one the task declares (`OPTIONS`).
+
+    Returns
+    -------
+    The task's data module (not yet prepared), with `options` recording what it was given.
+    """
+    check_options(name, options)
+    entry = TASKS[name]
+    loader = loader or LoaderSettings()
+    module = task_class(name)(data_dir, batch_size=loader.batch_size, num_workers=loader.num_workers,
+                              seed=loader.seed, shrink_test_set=loader.shrink_test_set, **{**entry.kwargs, **options})
     module.task_name = name
+    module.options = dict(options)
     return module
 
 
-def build_tasks(spec: str | list[str], data_dir: str, **kwargs) -> list[TaskDataModule]:
-    """Instantiate every task named in `spec` (groups expanded). Keyword arguments a task's
-    constructor does not take are dropped for that task."""
-    import inspect
+def build_tasks(spec: str | list[str], data_dir: str, loader: LoaderSettings,
+                context: TaskContext) -> list[TaskDataModule]:
+    """Instantiate every task named in `spec` (groups expanded) for a run.
 
-    modules = []
-    for name in expand_task_names(spec):
-        entry = TASKS[name]
-        cls = getattr(importlib.import_module(entry.module), entry.cls)
-        accepted = inspect.signature(cls.__init__).parameters
-        takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in accepted.values())
-        kept = {k: v for k, v in kwargs.items() if takes_any or k in accepted}
-        modules.append(build_task(name, data_dir, **kept))
-    return modules
+    Parameters
+    ----------
+    spec : comma-separated task names or a list of them (groups such as RNASeq allowed).
+    data_dir : the data root.
+    loader : batch settings shared by the tasks.
+    context : the model and data switches; each task takes exactly the options its
+        `run_options` derives from them (the published settings for that model).
+
+    Returns
+    -------
+    One data module per task. A task that cannot serve the model's input kind fails at once with
+    a one-line InputError naming task and model.
+    """
+    names = expand_task_names(spec)
+    for name in names:
+        check_input_kind(name, context.model_name, context.recipe.kind)
+    return [build_task(name, data_dir, loader, **task_class(name).run_options(context)) for name in names]

@@ -30,7 +30,7 @@ from promoter_modelling.errors import InputError
 from promoter_modelling.genome import Genome, ensure_genome, genome_path, promoter_windows
 from promoter_modelling.heads import REGRESSION, HeadSpec
 from promoter_modelling.io_utils import load_npy, read_table, save_npy, save_table, save_text
-from promoter_modelling.tasks.base import ArrayDataset, BatchedDataset, RawFile, TaskDataModule
+from promoter_modelling.tasks.base import ArrayDataset, BatchedDataset, RawFile, TaskContext, TaskDataModule
 from promoter_modelling.tasks.chromosome_split import (
     SPLITS,
     TEST_CHROMOSOMES,
@@ -158,6 +158,13 @@ class RNASeqTask(HeadFromData, TaskDataModule):
     head_name = ""
     merge_on = GENE_ID
     is_log = False
+    OPTIONS = ("threshold", "zscore", "promoter_windows", "train_chromosomes", "val_chromosomes", "test_chromosomes",
+               "cells")
+
+    @classmethod
+    def run_options(cls, context: TaskContext) -> dict[str, object]:
+        """Published: expression z-scored per cell for every model."""
+        return {"zscore": True}
 
     def __init__(self, data_dir: str, batch_size: int = 96, num_workers: int = 0, seed: int = 0,
                  shrink_test_set: bool = False, threshold: float = 1.0, zscore: bool = True,
@@ -317,6 +324,12 @@ class CCLE(RNASeqTask):
     is_log = True
     TPM_FILE = "OmicsExpressionProteinCodingGenesTPMLogp1.csv"
     MODEL_FILE = "Model.csv"
+    OPTIONS = (*RNASeqTask.OPTIONS, "duplicate_sum")
+
+    @classmethod
+    def run_options(cls, context: TaskContext) -> dict[str, object]:
+        """Z-scored as every RNA-seq task; duplicated gene columns summed as --ccle_duplicate_sum says."""
+        return {**super().run_options(context), "duplicate_sum": context.data.ccle_duplicate_sum}
 
     def raw_files(self) -> list[RawFile]:
         return [RawFile(self.TPM_FILE, gdrive_id="1pfmnO9dhrBC_vtxNE3SjbJxanyMbNUgc"),

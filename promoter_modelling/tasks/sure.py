@@ -38,7 +38,7 @@ from promoter_modelling.genome import Genome, ensure_genome, genome_path
 from promoter_modelling.heads import GROUPED_MULTICLASS, REGRESSION, HeadSpec
 from promoter_modelling.io_utils import load_npy, save_npy, save_table, save_text
 from promoter_modelling.sequence import COMPLEMENT_CODE, PAD_CODE
-from promoter_modelling.tasks.base import RawFile, TaskDataModule
+from promoter_modelling.tasks.base import RawFile, TaskContext, TaskDataModule
 from promoter_modelling.tasks.chromosome_split import SPLITS
 from promoter_modelling.tasks.storage import npy_writer, ragged_offsets, ragged_take
 
@@ -241,6 +241,12 @@ class SuRE(TaskDataModule):
     expression itself (`kind="regression"`). Head name `SuRE_<genome_id>`."""
 
     task_name = "SuRE"
+    OPTIONS = ("genome_id", "kind", "num_train", "num_val", "num_test", "subsample_seed", "complement_minus_snps")
+
+    @classmethod
+    def run_options(cls, context: TaskContext) -> dict[str, object]:
+        """Minus-strand SNP bases complemented unless --sure_minus_strand_snps published."""
+        return {"complement_minus_snps": context.data.sure_minus_strand_snps == "complement"}
     raw_dirname = "SuRE_data"
 
     def __init__(self, data_dir: str, genome_id: str = "SuRE42_HG02601", kind: str = "classification",

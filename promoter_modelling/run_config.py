@@ -1,0 +1,158 @@
+"""The typed, frozen configuration of one training command.
+
+The command line is parsed once (`promoter_modelling.cli`) into a `RunConfig`; everything below
+the CLI layer (planning, tasks, trainer, results, analyses) reads these objects, never an
+argparse Namespace. `RunConfig.record()` gives the flat, published flag names stored with
+summaries and runs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+
+from promoter_modelling.errors import InputError
+
+TRAIN_MODES = ("min_size", "max_size_cycle", "max_size")
+DIRECTIONS = ("max", "min")
+LOSS_SCALINGS = ("plain", "published")
+FREEZE_CHOICES = ("all", "published")
+INTERVALS = ("step", "epoch")
+CCLE_DUPLICATE_SUMS = ("linear", "log")
+SURE_SNP_CHOICES = ("complement", "published")
+
+
+@dataclass(frozen=True)
+class ModelChoice:
+    """Backbone name, size and constructor overrides (`--backbone_kwargs`)."""
+
+    name: str = "MTLucifer"
+    size: str = "full"
+    backbone_kwargs: Mapping[str, object] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class PhaseHyperparameters:
+    """Optimisation settings of one training phase (pretraining or the final phase)."""
+
+    lr: float = 1e-5
+    weight_decay: float = 1e-4
+    batch_size: int = 96
+    max_epochs: int = 50
+    train_mode: str = "min_size"
+    metric: str = "val_Fluorescence_mean_SpearmanR"
+    direction: str = "max"
+
+    def __post_init__(self) -> None:
+        if self.train_mode not in TRAIN_MODES:
+            raise InputError(f"train mode {self.train_mode!r}: expected one of {', '.join(TRAIN_MODES)}")
+        if self.direction not in DIRECTIONS:
+            raise InputError(f"metric direction {self.direction!r}: expected max or min")
+
+
+@dataclass(frozen=True)
+class TaskChoice:
+    """The task names a strategy trains on (comma-separated, groups allowed)."""
+
+    single_task: str | None = None
+    joint_tasks: str | None = None
+    pretrain_tasks: str | None = None
+    finetune_tasks: str | None = None
+
+    def all_specs(self) -> list[str]:
+        return [s for s in (self.single_task, self.joint_tasks, self.pretrain_tasks, self.finetune_tasks) if s]
+
+
+@dataclass(frozen=True)
+class DataOptions:
+    """Data-side choices: model input sources and the switches that restore published preprocessing.
+
+    `sure_minus_strand_snps`: "complement" (default) complements minus-strand SNP bases; "published"
+    inserts them as written. `ccle_duplicate_sum`: "linear" sums duplicated CCLE gene columns as
+    TPMs; "log" sums the log values as published."""
+
+    shrink_test_set: bool = False
+    motif_meme_file: str | None = None
+    dnabert_path: str | None = None
+    sure_minus_strand_snps: str = "complement"
+    ccle_duplicate_sum: str = "linear"
+
+    def __post_init__(self) -> None:
+        if self.sure_minus_strand_snps not in SURE_SNP_CHOICES:
+            raise InputError(f"--sure_minus_strand_snps {self.sure_minus_strand_snps!r}: expected complement or "
+                             "published")
+        if self.ccle_duplicate_sum not in CCLE_DUPLICATE_SUMS:
+            raise InputError(f"--ccle_duplicate_sum {self.ccle_duplicate_sum!r}: expected linear or log")
+
+
+@dataclass(frozen=True)
+class TrainerOptions:
+    """Lightning trainer, early stopping and checkpointing settings."""
+
+    accelerator: str = "auto"
+    devices: int | str = "auto"
+    num_nodes: int = 1
+    strategy: str = "auto"
+    precision: str = "32-true"
+    num_workers: int = 0
+    patience: int = 5
+    save_top_k: int = 1
+
+
+@dataclass(frozen=True)
+class LoggingOptions:
+    """Where training curves go besides the CSV log."""
+
+    loggers: tuple[str, ...] = ("csv", "wandb")
+    wandb_project: str = "promoter_modelling"
+    wandb_online: bool = False
+
+
+@dataclass(frozen=True)
+class ModelRecipe:
+    """How the final phase's model is optimised beyond its hyperparameters.
+
+    `linear_probing_freeze`: "all" freezes the whole backbone (eval mode), "published" only its
+    promoter_* parameters. `onecycle_interval`: OneCycleLR stepping of LegNet ("epoch" as
+    published). `single_task_loss`: "plain" task loss, or "published" L / (2e) + 0.5."""
+
+    linear_probing_freeze: str = "all"
+    onecycle_interval: str = "step"
+    single_task_loss: str = "plain"
+
+    def __post_init__(self) -> None:
+        if self.linear_probing_freeze not in FREEZE_CHOICES:
+            raise InputError(f"--linear_probing_freeze {self.linear_probing_freeze!r}: expected all or published")
+        if self.onecycle_interval not in INTERVALS:
+            raise InputError(f"--onecycle_interval {self.onecycle_interval!r}: expected step or epoch")
+        if self.single_task_loss not in LOSS_SCALINGS:
+            raise InputError(f"--single_task_loss {self.single_task_loss!r}: expected plain or published")
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Everything one training command asks for."""
+
+    config_path: str
+    strategy: str
+    tasks: TaskChoice
+    model: ModelChoice = field(default_factory=ModelChoice)
+    final: PhaseHyperparameters = field(default_factory=PhaseHyperparameters)
+    pretrain: PhaseHyperparameters = field(default_factory=lambda: PhaseHyperparameters(
+        metric="overall_val_loss", direction="min"))
+    data: DataOptions = field(default_factory=DataOptions)
+    trainer: TrainerOptions = field(default_factory=TrainerOptions)
+    logging: LoggingOptions = field(default_factory=LoggingOptions)
+    recipe: ModelRecipe = field(default_factory=ModelRecipe)
+    num_seeds: int = 1
+    data_split_seeds: bool = False
+    use_existing_models: bool = False
+    name_suffix: str | None = None
+    script: str = "train_models"
+    flags: Mapping[str, object] = field(default_factory=dict)  # the command line as given, for records
+
+    def record(self) -> dict:
+        """JSON-ready record of the run settings: the flags as given plus the resolved options."""
+        resolved = asdict(self)
+        resolved.pop("flags")
+        return {**dict(self.flags), "resolved": resolved}

@@ -1,0 +1,214 @@
+"""Training one seed of one phase: the input recipe, the tasks, the model, the Lightning trainer,
+then fit (or reuse / resume) and test."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import warnings
+from dataclasses import replace
+
+import lightning as L
+import torch
+
+from promoter_modelling import download, runs
+from promoter_modelling.backbones.dnabert import DEFAULT_DNABERT_PATH
+from promoter_modelling.backbones.registry import backbone_class
+from promoter_modelling.checkpoints import AtomicCheckpointIO, load_backbone_weights, load_model
+from promoter_modelling.config import Paths
+from promoter_modelling.errors import InputError
+from promoter_modelling.io_utils import save_json
+from promoter_modelling.lightning_module import MultiTaskDataModule, MultiTaskModule
+from promoter_modelling.metrics import metric_names
+from promoter_modelling.performance import select_precision
+from promoter_modelling.planning import Phase
+from promoter_modelling.recipe import InputRecipe, make_recipe
+from promoter_modelling.results import evaluate_predictions
+from promoter_modelling.run_config import LoggingOptions, RunConfig
+from promoter_modelling.tasks.base import LoaderSettings, TaskContext, TaskDataModule
+from promoter_modelling.tasks.inputs import standard_kmer_tokenizer
+from promoter_modelling.tasks.registry import build_tasks, check_input_kind, expand_task_names
+
+VIERSTRA_MOTIFS_URL = "https://resources.altius.org/~jvierstra/projects/motif-clustering-v2.0beta/consensus_pwms.meme"
+
+
+def resolve_recipe(config: RunConfig, paths: Paths) -> InputRecipe:
+    """The input recipe of the configured model, its resources read once.
+
+    MotifBasedFCN scans the Vierstra consensus motifs (downloaded to <data>/common) unless
+    --motif_meme_file is given. Randomly initialised small/tiny DNABERTs use a generated 6-mer
+    vocabulary unless --dnabert_path names another tokenizer, so they run offline."""
+    kind = backbone_class(config.model.name).input_kind
+    meme_file, dnabert_path = config.data.motif_meme_file, config.data.dnabert_path
+    if kind == "motif_counts" and not meme_file:
+        meme_file = download.fetch(os.path.join(paths.common_dir, "consensus_pwms.meme"), url=VIERSTRA_MOTIFS_URL)
+    if kind == "tokens":
+        dnabert_path = dnabert_path or DEFAULT_DNABERT_PATH
+        if config.model.size != "full" and dnabert_path == DEFAULT_DNABERT_PATH:
+            dnabert_path = standard_kmer_tokenizer(os.path.join(paths.common_dir, "dnabert_6mer_tokenizer"))
+    return make_recipe(kind, meme_file=meme_file, dnabert_path=dnabert_path)
+
+
+def check_tasks_serve_model(config: RunConfig) -> None:
+    """Fail before any work when a task named by the command cannot give the model its inputs."""
+    kind = backbone_class(config.model.name).input_kind
+    for spec in config.tasks.all_specs():
+        for name in expand_task_names(spec):
+            check_input_kind(name, config.model.name, kind)
+
+
+def make_tasks(phase: Phase, config: RunConfig, paths: Paths, seed: int, recipe: InputRecipe) -> list[TaskDataModule]:
+    """The phase's task data modules for one seed, each given the options the published training
+    scripts set for this model (`run_options` of each task)."""
+    loader = LoaderSettings(batch_size=phase.hyper.batch_size, num_workers=config.trainer.num_workers, seed=seed,
+                            shrink_test_set=config.data.shrink_test_set)
+    context = TaskContext(config.model.name, recipe, config.data, phase.split_seed(seed))
+    return build_tasks(phase.tasks, paths.root_data_dir, loader, context)
+
+
+def check_metric(metric: str, tasks: list[TaskDataModule]) -> None:
+    """Fail early, with the list of valid names, when the monitored metric is never reported."""
+    valid = ["overall_val_loss"] + [n for t in tasks for n in metric_names(t.head, "val")]
+    if metric not in valid:
+        shown = ", ".join(valid[:12]) + (", ..." if len(valid) > 12 else "")
+        raise InputError(f"metric {metric!r} is not reported by tasks {[t.task_name for t in tasks]}; "
+                         f"choose one of: {shown}")
+
+
+def check_not_empty(tasks: list[TaskDataModule]) -> None:
+    """A split without rows cannot train or be evaluated: say which and why."""
+    for task in tasks:
+        task.prepare()
+        for split in ("train", "val", "test"):
+            dataset = getattr(task, f"{split}_dataset")
+            if dataset is None or len(dataset) == 0:
+                raise InputError(f"task {task.task_name}: the {split} split is empty (too few rows in "
+                                 f"{task.cache_dir}; the split takes a share of every stratum)")
+
+
+def make_loggers(logging: LoggingOptions, run_name: str, directory: str) -> list:
+    """A CSV log always; a Weights & Biases run when asked for and not disabled."""
+    from lightning.pytorch.loggers import CSVLogger
+
+    loggers: list = [CSVLogger(directory, name="logs", version="")]
+    mode = os.environ.get("WANDB_MODE", "online" if logging.wandb_online else "offline")
+    if mode != "disabled" and "wandb" in logging.loggers:
+        try:
+            from lightning.pytorch.loggers import WandbLogger
+
+            os.environ.setdefault("WANDB_DIR", directory)
+            loggers.append(WandbLogger(name=run_name, project=logging.wandb_project, save_dir=directory,
+                                       offline=mode != "online", log_model=False))
+        except Exception as exc:  # wandb is optional at run time
+            warnings.warn(f"wandb logging disabled ({exc})", stacklevel=2)
+    return loggers
+
+
+def make_trainer(config: RunConfig, phase: Phase, run_name: str, root_dir: str) -> L.Trainer:
+    """The Lightning trainer of one run: best and last checkpoints, early stopping, loggers."""
+    from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint, TQDMProgressBar
+
+    options = config.trainer
+    directory = runs.run_dir(root_dir, run_name)
+    checkpoint = ModelCheckpoint(dirpath=runs.checkpoint_dir(root_dir, run_name),
+                                 filename="best-{epoch:02d}-{" + phase.metric + ":.5f}", monitor=phase.metric,
+                                 mode=phase.direction, save_top_k=options.save_top_k)
+    # last.ckpt after every epoch (Lightning's save_last only writes it when a best checkpoint is
+    # saved), so an interrupted run resumes from its latest epoch
+    last = ModelCheckpoint(dirpath=runs.checkpoint_dir(root_dir, run_name), filename="last", monitor=None,
+                           save_top_k=1, enable_version_counter=False)
+    stopper = EarlyStopping(monitor=phase.metric, mode=phase.direction, patience=options.patience, min_delta=0.0)
+    on_gpu = torch.cuda.is_available() and options.accelerator in ("auto", "gpu", "cuda")
+    if on_gpu:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    return L.Trainer(
+        max_epochs=phase.hyper.max_epochs, accelerator=options.accelerator, devices=options.devices,
+        num_nodes=options.num_nodes, strategy=options.strategy,
+        precision=select_precision(options.precision, options.accelerator),
+        callbacks=[checkpoint, last, stopper, TQDMProgressBar()],
+        logger=make_loggers(config.logging, run_name, directory), default_root_dir=directory,
+        plugins=[AtomicCheckpointIO()], deterministic="warn" if on_gpu else True, gradient_clip_val=1.0,
+        log_every_n_steps=10, num_sanity_val_steps=0, enable_progress_bar=True, enable_model_summary=False,
+    )
+
+
+def build_model(phase: Phase, config: RunConfig, tasks: list[TaskDataModule], seed: int,
+                recipe: InputRecipe) -> MultiTaskModule:
+    """A fresh model for the phase, reading inputs as `recipe` makes them."""
+    kwargs = {**recipe.backbone_arguments(), **dict(config.model.backbone_kwargs)}
+    model = MultiTaskModule(heads=[t.head.to_dict() for t in tasks], model_name=config.model.name,
+                            model_size=config.model.size, backbone_kwargs=kwargs, lr=phase.hyper.lr,
+                            weight_decay=phase.hyper.weight_decay, freeze_backbone=phase.freeze,
+                            scheduler_interval=config.recipe.onecycle_interval, seed=seed,
+                            single_task_loss=config.recipe.single_task_loss)
+    model.set_input_recipe(recipe)
+    return model
+
+
+def run_recipe(recipe: InputRecipe, phase: Phase, seed: int, tasks: list[TaskDataModule]) -> InputRecipe:
+    """The recipe with this run's split seed and every task's options recorded."""
+    options = {t.task_name: {k: v for k, v in t.options.items() if not isinstance(v, InputRecipe)} for t in tasks}
+    return replace(recipe, split_seed=phase.split_seed(seed), task_options=options)
+
+
+def is_rank_zero() -> bool:
+    """Whether this process is global rank 0 (torchrun: RANK; SLURM: SLURM_PROCID; Lightning's
+    launcher: NODE_RANK and LOCAL_RANK), so only one process deletes or writes shared files."""
+    env = os.environ
+    if "RANK" in env:
+        return int(env["RANK"]) == 0
+    if int(env.get("SLURM_NTASKS", "1")) > 1 and "SLURM_PROCID" in env:
+        return int(env["SLURM_PROCID"]) == 0
+    return int(env.get("NODE_RANK", env.get("GROUP_RANK", 0))) == 0 and int(env.get("LOCAL_RANK", 0)) == 0
+
+
+def train_seed(phase: Phase, config: RunConfig, paths: Paths, seed: int, recipe: InputRecipe) -> dict:
+    """Train (or reuse) one model and evaluate it on the test sets. Returns the per-seed record."""
+    run_name = phase.run_name(seed)
+    directory = runs.run_dir(paths.root_dir, run_name)
+    metrics_path = os.path.join(directory, "test_metrics.json")
+    finished = runs.is_finished(paths.root_dir, run_name)
+    if config.use_existing_models and finished and os.path.exists(metrics_path):
+        print(f"[{run_name}] finished earlier: reusing its model and test results")
+        with open(metrics_path, encoding="utf-8") as handle:
+            return json.load(handle)
+
+    L.seed_everything(seed, workers=True, verbose=False)
+    tasks = make_tasks(phase, config, paths, seed, recipe)
+    check_metric(phase.metric, tasks)
+    check_not_empty(tasks)
+    datamodule = MultiTaskDataModule(tasks, train_mode=phase.hyper.train_mode)
+    trainer = make_trainer(config, phase, run_name, paths.root_dir)
+    if config.use_existing_models and finished:
+        best = runs.best_checkpoint(paths.root_dir, run_name, phase.direction)
+        model = load_model(best)
+    else:
+        last = os.path.join(runs.checkpoint_dir(paths.root_dir, run_name), "last.ckpt")
+        resume = last if (config.use_existing_models and os.path.exists(last)) else None
+        if not resume and os.path.isdir(directory) and is_rank_zero():
+            shutil.rmtree(directory)  # retraining on request: old checkpoints would mix in
+        model = build_model(phase, config, tasks, seed, run_recipe(recipe, phase, seed, tasks))
+        if phase.init_from and not resume:
+            load_backbone_weights(model, runs.best_checkpoint(paths.root_dir, phase.init_from, phase.init_direction))
+            model.apply_freeze()
+        if resume:
+            print(f"[{run_name}] resuming from {last}")
+        trainer.fit(model, datamodule=datamodule, ckpt_path=resume)
+        callback = trainer.checkpoint_callback
+        best = callback.best_model_path or os.path.join(runs.checkpoint_dir(paths.root_dir, run_name), "last.ckpt")
+        if trainer.is_global_zero:
+            save_json({"best_checkpoint": best, "best_score": float(callback.best_model_score or float("nan")),
+                       "epochs": trainer.current_epoch}, os.path.join(directory, "done.txt"))
+        model = load_model(best)
+    trainer.test(model, datamodule=datamodule, verbose=False)
+    # ddp_spawn runs the test in worker processes: their logged values come back in callback_metrics
+    tested = model.last_metrics.get("test") or {k: float(v) for k, v in trainer.callback_metrics.items()
+                                                if k.startswith("test_")}
+    lightning_metrics = {k: v for k, v in tested.items() if "loss" not in k}
+    record = {"run": run_name, "seed": seed, "lightning_test_metrics": lightning_metrics,
+              "metrics": {}, "predictions": {}}
+    if trainer.is_global_zero:
+        record.update(evaluate_predictions(model, tasks, directory))
+        save_json(record, metrics_path)
+    return record
