@@ -43,7 +43,7 @@ class MotifBasedFCN(Backbone):
         super().__init__()
         if not num_motifs or num_motifs < 1:
             raise InputError(f"{type(self).__name__} needs num_motifs (the number of motifs in the MEME file "
-                             "scanned for its inputs); see tasks.inputs.input_dims")
+                             "scanned for its inputs); see recipe.InputRecipe.backbone_arguments")
         self.num_motifs = int(num_motifs)
         self.embed_dims = motif_embed_dims or self.default_embed
         hidden = tuple(hidden_dims) if hidden_dims is not None else self.default_hidden
