@@ -8,7 +8,10 @@ package's modules and writes a checkpoint of this package's format.
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import os
+import shutil
 import tempfile
 from collections.abc import Sequence
 
@@ -19,6 +22,7 @@ from promoter_modelling.download import atomic_path
 from promoter_modelling.errors import InputError
 from promoter_modelling.heads import HeadSpec
 from promoter_modelling.lightning_module import MultiTaskModule
+from promoter_modelling.recipe import InputRecipe
 
 
 def _torch_load(path: str, map_location: str | torch.device = "cpu"):
@@ -122,8 +126,23 @@ class AtomicCheckpointIO(TorchCheckpointIO):
     def save_checkpoint(self, checkpoint: dict, path, storage_options=None) -> None:
         if "://" in str(path):  # remote file systems: Lightning's own writer
             return super().save_checkpoint(checkpoint, path, storage_options)
-        with atomic_path(str(path), suffix=".ckpt") as tmp:
+        with atomic_path(str(path), suffix=".ckpt") as tmp, _write_errors(str(path)):
             super().save_checkpoint(checkpoint, tmp, storage_options)
+
+
+@contextlib.contextmanager
+def _write_errors(path: str):
+    """torch.save reports a failed write (a full disk, a quota) as a RuntimeError of its archive
+    writer; turn it into an OSError naming the checkpoint, as other writes report."""
+    try:
+        yield
+    except RuntimeError as exc:
+        if "write" not in str(exc).lower():
+            raise
+        # measured while the partial file still takes its space: a full disk has (almost) none left
+        if shutil.disk_usage(os.path.dirname(os.path.abspath(path))).free < 1024 * 1024:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), path) from exc
+        raise OSError(errno.EIO, str(exc).strip().splitlines()[0], path) from exc
 
 
 def save_model_checkpoint(model, path: str, extra: dict | None = None) -> str:
@@ -134,7 +153,7 @@ def save_model_checkpoint(model, path: str, extra: dict | None = None) -> str:
                   "pytorch-lightning_version": lightning.__version__, "epoch": 0, "global_step": 0}
     model.on_save_checkpoint(checkpoint)  # the hook Lightning calls: records sequence_lengths
     checkpoint.update(extra or {})
-    with atomic_path(path, suffix=".ckpt") as tmp:
+    with atomic_path(path, suffix=".ckpt") as tmp, _write_errors(path):
         torch.save(checkpoint, tmp)
     return path
 
@@ -211,7 +230,8 @@ def _published_state(path: str) -> dict[str, torch.Tensor]:
 def import_published_checkpoint(path: str, model_name: str, heads: str | Sequence[str | dict | HeadSpec],
                                 model_size: str = "full", out: str | None = None, *,
                                 backbone_kwargs: dict | None = None, data_dir: str | None = None,
-                                allow_unused_heads: bool = False, sequence_length: int | None = None):
+                                allow_unused_heads: bool = False, sequence_length: int | None = None,
+                                input_recipe: InputRecipe | None = None):
     """Build this package's model from a checkpoint in the published layout, in eval mode.
 
     Keys map as `model.Backbone.<k>` -> `backbone.<k>`, `model.<Head>.weight/bias` ->
@@ -219,7 +239,9 @@ def import_published_checkpoint(path: str, model_name: str, heads: str | Sequenc
     `backbone.<k>` copies are ignored. `heads` are the training tasks (or head specs), in any
     order. Keys, head names or shapes that do not fit refuse the import with a message naming
     them; checkpoint heads that were not asked for are refused unless `allow_unused_heads`.
-    With `out`, the model is also written there as a checkpoint of this package.
+    With `out`, the model is also written there as a checkpoint of this package. `input_recipe`
+    records how the model reads sequences (needed for token and motif-count models; one-hot
+    models get the one-hot recipe).
     """
     state = _published_state(path)
     specs = resolve_heads(heads, data_dir)
@@ -279,7 +301,48 @@ def import_published_checkpoint(path: str, model_name: str, heads: str | Sequenc
         length = sequence_length or PUBLISHED_SEQUENCE_LENGTHS.get(head)
         if length:
             model.sequence_lengths[head] = int(length)
+    if input_recipe is not None:
+        model.set_input_recipe(input_recipe)
     model.eval()
     if out:
         save_model_checkpoint(model, out, {"imported_from": os.path.abspath(path)})
     return model
+
+
+def is_package_checkpoint(path: str) -> bool:
+    """Whether `path` is a checkpoint of this package (its tensors are memory-mapped, not read)."""
+    if not os.path.exists(path):
+        raise InputError(f"{path}: checkpoint not found")
+    try:
+        raw = torch.load(path, map_location="cpu", weights_only=False, mmap=True)
+    except Exception:  # not a zip checkpoint (mmap needs one) or unreadable: the full reader says why
+        raw = _torch_load(path)
+    return isinstance(raw, dict) and bool((raw.get("hyper_parameters") or {}).get("heads"))
+
+
+def ensure_package_checkpoint(path: str, model_name: str, tasks: str, model_size: str = "full", *,
+                              backbone_kwargs: dict | None = None, data_dir: str | None = None,
+                              input_recipe: InputRecipe | None = None) -> str:
+    """`path` itself when it is a checkpoint of this package; for a checkpoint of the published code
+    (a run extracted under saved_models/), the converted copy `imported/<name>` beside it, written
+    once and kept while the original is unchanged. The original is never modified.
+
+    Parameters
+    ----------
+    path : the run's best checkpoint.
+    model_name, tasks, model_size : what the run trained (heads come from the tasks).
+    backbone_kwargs, data_dir, input_recipe : as for `import_published_checkpoint`.
+
+    Returns
+    -------
+    The path of a checkpoint `load_model` reads.
+    """
+    if is_package_checkpoint(path):
+        return path
+    out = os.path.join(os.path.dirname(path), "imported", os.path.basename(path))
+    if os.path.exists(out) and os.path.getmtime(out) >= os.path.getmtime(path):
+        return out
+    print(f"{path}: a checkpoint of the published code; converting it once to {out} (the original is kept)")
+    import_published_checkpoint(path, model_name, tasks, model_size, out, backbone_kwargs=backbone_kwargs,
+                                data_dir=data_dir, allow_unused_heads=False, input_recipe=input_recipe)
+    return out

@@ -31,10 +31,24 @@ def load_paths(config_path: str = "./config.json") -> Paths:
             raw = json.load(handle)
     except json.JSONDecodeError as exc:
         raise InputError(f"{config_path}: not valid JSON ({exc})") from exc
+    if not isinstance(raw, dict):
+        raise InputError(f"{config_path}: expected a JSON object with root_dir and root_data_dir, got "
+                         f"{json.dumps(raw)[:40]}")
     missing = [key for key in ("root_dir", "root_data_dir") if key not in raw]
     if missing:
         raise InputError(f"{config_path}: missing key(s) {', '.join(missing)}")
-    paths = Paths(os.path.abspath(raw["root_dir"]), os.path.abspath(raw["root_data_dir"]))
-    for directory in (paths.root_dir, paths.root_data_dir, paths.common_dir):
-        os.makedirs(directory, exist_ok=True)
+    for key in ("root_dir", "root_data_dir"):
+        if not isinstance(raw[key], str) or not raw[key].strip():
+            raise InputError(f"{config_path}: {key} must be a folder path (a non-empty string), got "
+                             f"{json.dumps(raw[key])}")
+    paths = Paths(os.path.abspath(os.path.expanduser(raw["root_dir"])),
+                  os.path.abspath(os.path.expanduser(raw["root_data_dir"])))
+    for key, directory in (("root_dir", paths.root_dir), ("root_data_dir", paths.root_data_dir),
+                           ("root_data_dir", paths.common_dir)):
+        try:
+            os.makedirs(directory, exist_ok=True)
+        except OSError as exc:
+            raise InputError(f"{config_path}: {key} {directory} cannot be created ({exc.strerror or exc})") from None
+        if not os.access(directory, os.W_OK | os.X_OK):
+            raise InputError(f"{config_path}: {key} {directory} is not writable (read-only, or no permission for this user)")
     return paths

@@ -17,12 +17,19 @@ from lightning.pytorch.utilities import CombinedLoader
 from torch import nn
 
 from promoter_modelling.backbones.registry import build_backbone
+from promoter_modelling.errors import InputError
 from promoter_modelling.heads import HeadSpec, head_loss
 from promoter_modelling.metrics import HeadMetrics
 from promoter_modelling.recipe import InputRecipe
 from promoter_modelling.sequence import codes_to_one_hot
 
 FREEZE_MODES = (None, "all", "published")
+
+
+class NonFiniteLossError(InputError):
+    """Training produced an infinite or NaN loss (usually bad targets); the run stops unfinished."""
+
+
 SINGLE_TASK_LOSSES = ("plain", "published")
 PUBLISHED_SINGLE_TASK_LOG_VAR = 1.0
 
@@ -130,6 +137,10 @@ class MultiTaskModule(L.LightningModule):
             if spec.name not in self.sequence_lengths and self.input_kind == "onehot":
                 self.sequence_lengths[spec.name] = int(part["x"].shape[-1])
             loss, raw, _ = self.task_loss(spec, part)
+            if not torch.isfinite(raw):
+                raise NonFiniteLossError(f"the {spec.name} training loss became {float(raw)} at epoch "
+                                         f"{self.current_epoch}, batch {batch_idx}: check the targets of that task "
+                                         "(and the learning rate); the run was not marked finished")
             self.log(f"{spec.name}_train_loss", raw, on_step=True, on_epoch=True, batch_size=len(part["y"]))
             total = total + loss
         self.log("train_loss", total, on_step=True, on_epoch=True, prog_bar=True)

@@ -14,6 +14,8 @@ from dataclasses import asdict, dataclass, field
 from promoter_modelling.errors import InputError
 
 TRAIN_MODES = ("min_size", "max_size_cycle", "max_size")
+PRECISIONS = ("32-true", "16-mixed", "bf16-mixed", "32", "16", "bf16")
+LOGGERS = ("csv", "wandb")
 DIRECTIONS = ("max", "min")
 LOSS_SCALINGS = ("plain", "published")
 FREEZE_CHOICES = ("all", "published")
@@ -98,6 +100,15 @@ class TrainerOptions:
     patience: int = 5
     save_top_k: int = 1
 
+    def __post_init__(self) -> None:
+        if str(self.precision) not in PRECISIONS:
+            raise InputError(f"--precision {self.precision}: expected 32-true, 16-mixed or bf16-mixed "
+                             "(or 32, 16, bf16)")
+        if self.num_workers < 0:
+            raise InputError(f"--num_workers must be 0 or more, got {self.num_workers}")
+        if self.patience < 0:
+            raise InputError(f"--patience must be 0 or more, got {self.patience}")
+
 
 @dataclass(frozen=True)
 class LoggingOptions:
@@ -106,6 +117,12 @@ class LoggingOptions:
     loggers: tuple[str, ...] = ("csv", "wandb")
     wandb_project: str = "promoter_modelling"
     wandb_online: bool = False
+
+    def __post_init__(self) -> None:
+        unknown = [name for name in self.loggers if name not in LOGGERS]
+        if unknown:
+            raise InputError(f"--loggers: unknown logger {unknown[0]!r}; expected a comma-separated list of "
+                             f"{', '.join(LOGGERS)} (a CSV log is always written)")
 
 
 @dataclass(frozen=True)
@@ -147,9 +164,22 @@ class RunConfig:
     num_seeds: int = 1
     data_split_seeds: bool = False
     use_existing_models: bool = False
+    overwrite: bool = False
     name_suffix: str | None = None
     script: str = "train_models"
     flags: Mapping[str, object] = field(default_factory=dict)  # the command line as given, for records
+
+    def __post_init__(self) -> None:
+        for flag, value in (("--num_random_seeds", self.num_seeds), ("--max_epochs", self.final.max_epochs),
+                            ("--batch_size", self.final.batch_size),
+                            ("--pretrain_max_epochs", self.pretrain.max_epochs),
+                            ("--pretrain_batch_size", self.pretrain.batch_size)):
+            if value < 1:
+                raise InputError(f"{flag} must be at least 1, got {value}")
+        single = self.tasks.single_task
+        if single and "," in single:
+            raise InputError(f"--single_task takes one task, got {single!r}; to train on several together use "
+                             f"--modelling_strategy joint --joint_tasks {single}")
 
     def record(self) -> dict:
         """JSON-ready record of the run settings: the flags as given plus the resolved options."""

@@ -131,3 +131,29 @@ def best_checkpoint(root_dir: str, run_name: str, direction: str = "max") -> str
 
 def is_finished(root_dir: str, run_name: str) -> bool:
     return os.path.exists(os.path.join(run_dir(root_dir, run_name), "done.txt"))
+
+
+def run_root(root_dir: str, run_name: str) -> str:
+    """`saved_models/<run>`: the current run (`default/`) and earlier versions set aside beside it."""
+    return os.path.join(root_dir, "saved_models", run_name)
+
+
+def lock_path(root_dir: str, run_name: str) -> str:
+    """The lock file held while a process trains or evaluates the run."""
+    return os.path.join(run_root(root_dir, run_name), ".lock")
+
+
+def settings_path(root_dir: str, run_name: str) -> str:
+    """`run_settings.json`: what the run was trained with (settings and data fingerprints)."""
+    return os.path.join(run_dir(root_dir, run_name), "run_settings.json")
+
+
+def set_aside(root_dir: str, run_name: str) -> str:
+    """Move the run's `default/` folder to the next free `version_<k>/` beside it; returns the new path."""
+    source = run_dir(root_dir, run_name)
+    k = 0
+    while os.path.exists(os.path.join(run_root(root_dir, run_name), f"version_{k}")):
+        k += 1
+    target = os.path.join(run_root(root_dir, run_name), f"version_{k}")
+    os.replace(source, target)
+    return target

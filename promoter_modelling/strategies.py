@@ -28,7 +28,13 @@ from promoter_modelling.results import (
 )
 from promoter_modelling.run_config import RunConfig
 from promoter_modelling.tasks.registry import expand_task_names
-from promoter_modelling.training import check_tasks_serve_model, is_rank_zero, resolve_recipe, train_seed
+from promoter_modelling.training import (
+    check_accelerator,
+    check_tasks_serve_model,
+    is_rank_zero,
+    resolve_recipe,
+    train_seed,
+)
 
 
 def run_phase(phase: Phase, config: RunConfig, paths: Paths, recipe: InputRecipe) -> dict | None:
@@ -75,6 +81,7 @@ def run_strategy(config: RunConfig) -> list[dict]:
     for spec in config.tasks.all_specs():
         expand_task_names(spec)  # unknown task names fail before any training
     check_tasks_serve_model(config)
+    check_accelerator(config)
     phases = plan(config)
     recipe = resolve_recipe(config, paths)
     summaries = []

@@ -3,19 +3,19 @@ then fit (or reuse / resume) and test."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
-import warnings
 from dataclasses import replace
 
 import lightning as L
 import torch
 
-from promoter_modelling import download, runs
+from promoter_modelling import download, locks, runs
 from promoter_modelling.backbones.dnabert import DEFAULT_DNABERT_PATH
 from promoter_modelling.backbones.registry import backbone_class
-from promoter_modelling.checkpoints import AtomicCheckpointIO, load_backbone_weights, load_model
+from promoter_modelling.checkpoints import AtomicCheckpointIO, load_backbone_weights, load_model, read_checkpoint
 from promoter_modelling.config import Paths
 from promoter_modelling.errors import InputError
 from promoter_modelling.io_utils import save_json
@@ -25,10 +25,12 @@ from promoter_modelling.performance import select_precision
 from promoter_modelling.planning import Phase
 from promoter_modelling.recipe import InputRecipe, make_recipe
 from promoter_modelling.results import evaluate_predictions
-from promoter_modelling.run_config import LoggingOptions, RunConfig
+from promoter_modelling.run_config import RunConfig
+from promoter_modelling.run_settings import check_reusable, run_settings
 from promoter_modelling.tasks.base import LoaderSettings, TaskContext, TaskDataModule
 from promoter_modelling.tasks.inputs import standard_kmer_tokenizer
 from promoter_modelling.tasks.registry import build_tasks, check_input_kind, expand_task_names
+from promoter_modelling.training_logs import finish_loggers, make_loggers
 
 VIERSTRA_MOTIFS_URL = "https://resources.altius.org/~jvierstra/projects/motif-clustering-v2.0beta/consensus_pwms.meme"
 
@@ -48,6 +50,13 @@ def resolve_recipe(config: RunConfig, paths: Paths) -> InputRecipe:
         if config.model.size != "full" and dnabert_path == DEFAULT_DNABERT_PATH:
             dnabert_path = standard_kmer_tokenizer(os.path.join(paths.common_dir, "dnabert_6mer_tokenizer"))
     return make_recipe(kind, meme_file=meme_file, dnabert_path=dnabert_path)
+
+
+def check_accelerator(config: RunConfig) -> None:
+    """Fail before any work when a GPU is asked for and there is none."""
+    if config.trainer.accelerator in ("gpu", "cuda") and not torch.cuda.is_available():
+        raise InputError(f"--accelerator {config.trainer.accelerator}: no CUDA GPU is available to PyTorch here; use "
+                         "--accelerator cpu (or auto)")
 
 
 def check_tasks_serve_model(config: RunConfig) -> None:
@@ -87,25 +96,8 @@ def check_not_empty(tasks: list[TaskDataModule]) -> None:
                                  f"{task.cache_dir}; the split takes a share of every stratum)")
 
 
-def make_loggers(logging: LoggingOptions, run_name: str, directory: str) -> list:
-    """A CSV log always; a Weights & Biases run when asked for and not disabled."""
-    from lightning.pytorch.loggers import CSVLogger
-
-    loggers: list = [CSVLogger(directory, name="logs", version="")]
-    mode = os.environ.get("WANDB_MODE", "online" if logging.wandb_online else "offline")
-    if mode != "disabled" and "wandb" in logging.loggers:
-        try:
-            from lightning.pytorch.loggers import WandbLogger
-
-            os.environ.setdefault("WANDB_DIR", directory)
-            loggers.append(WandbLogger(name=run_name, project=logging.wandb_project, save_dir=directory,
-                                       offline=mode != "online", log_model=False))
-        except Exception as exc:  # wandb is optional at run time
-            warnings.warn(f"wandb logging disabled ({exc})", stacklevel=2)
-    return loggers
-
-
-def make_trainer(config: RunConfig, phase: Phase, run_name: str, root_dir: str) -> L.Trainer:
+def make_trainer(config: RunConfig, phase: Phase, run_name: str, root_dir: str,
+                 completed_epoch: int | None = None) -> L.Trainer:
     """The Lightning trainer of one run: best and last checkpoints, early stopping, loggers."""
     from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint, TQDMProgressBar
 
@@ -127,7 +119,7 @@ def make_trainer(config: RunConfig, phase: Phase, run_name: str, root_dir: str) 
         num_nodes=options.num_nodes, strategy=options.strategy,
         precision=select_precision(options.precision, options.accelerator),
         callbacks=[checkpoint, last, stopper, TQDMProgressBar()],
-        logger=make_loggers(config.logging, run_name, directory), default_root_dir=directory,
+        logger=make_loggers(config.logging, run_name, directory, completed_epoch), default_root_dir=directory,
         plugins=[AtomicCheckpointIO()], deterministic="warn" if on_gpu else True, gradient_clip_val=1.0,
         log_every_n_steps=10, num_sanity_val_steps=0, enable_progress_bar=True, enable_model_summary=False,
     )
@@ -164,44 +156,73 @@ def is_rank_zero() -> bool:
 
 
 def train_seed(phase: Phase, config: RunConfig, paths: Paths, seed: int, recipe: InputRecipe) -> dict:
-    """Train (or reuse) one model and evaluate it on the test sets. Returns the per-seed record."""
+    """Train (or reuse, or resume) one model and evaluate it on the test sets; returns the per-seed
+    record. The run is locked for the duration: a second process asking for it is refused."""
     run_name = phase.run_name(seed)
-    directory = runs.run_dir(paths.root_dir, run_name)
-    metrics_path = os.path.join(directory, "test_metrics.json")
-    finished = runs.is_finished(paths.root_dir, run_name)
-    if config.use_existing_models and finished and os.path.exists(metrics_path):
-        print(f"[{run_name}] finished earlier: reusing its model and test results")
-        with open(metrics_path, encoding="utf-8") as handle:
-            return json.load(handle)
+    lock = (locks.exclusive(runs.lock_path(paths.root_dir, run_name), f"run {run_name}") if is_rank_zero()
+            else contextlib.nullcontext())
+    with lock:
+        return _train_seed(phase, config, paths, seed, recipe, run_name)
 
+
+def _train_seed(phase: Phase, config: RunConfig, paths: Paths, seed: int, recipe: InputRecipe,
+                run_name: str) -> dict:
+    root = paths.root_dir
+    directory = runs.run_dir(root, run_name)
+    metrics_path = os.path.join(directory, "test_metrics.json")
+    last = os.path.join(runs.checkpoint_dir(root, run_name), "last.ckpt")
     L.seed_everything(seed, workers=True, verbose=False)
     tasks = make_tasks(phase, config, paths, seed, recipe)
     check_metric(phase.metric, tasks)
     check_not_empty(tasks)
+    settings = run_settings(phase, config, seed, recipe, tasks, root)
+    finished = runs.is_finished(root, run_name)
+    reuse = config.use_existing_models and not config.overwrite
+    if reuse and (finished or os.path.exists(last)):
+        check_reusable(root, run_name, settings)
+    if reuse and finished and os.path.exists(metrics_path):
+        print(f"[{run_name}] finished earlier: reusing its model and test results")
+        with open(metrics_path, encoding="utf-8") as handle:
+            return json.load(handle)
+
     datamodule = MultiTaskDataModule(tasks, train_mode=phase.hyper.train_mode)
-    trainer = make_trainer(config, phase, run_name, paths.root_dir)
-    if config.use_existing_models and finished:
-        best = runs.best_checkpoint(paths.root_dir, run_name, phase.direction)
-        model = load_model(best)
+    if reuse and finished:
+        trainer = make_trainer(config, phase, run_name, root)
+        model = load_model(run_checkpoint(root, run_name, phase, config, paths, recipe))
     else:
-        last = os.path.join(runs.checkpoint_dir(paths.root_dir, run_name), "last.ckpt")
-        resume = last if (config.use_existing_models and os.path.exists(last)) else None
+        resume = last if reuse and os.path.exists(last) else None
+        completed_epoch = resumable_epoch(last) if resume else None
         if not resume and os.path.isdir(directory) and is_rank_zero():
-            shutil.rmtree(directory)  # retraining on request: old checkpoints would mix in
+            if config.overwrite:
+                shutil.rmtree(directory)
+                print(f"[{run_name}] --overwrite: the earlier run was deleted")
+            else:
+                print(f"[{run_name}] an earlier run exists: kept as {runs.set_aside(root, run_name)}")
+        if is_rank_zero():
+            save_json(settings, runs.settings_path(root, run_name))
         model = build_model(phase, config, tasks, seed, run_recipe(recipe, phase, seed, tasks))
         if phase.init_from and not resume:
-            load_backbone_weights(model, runs.best_checkpoint(paths.root_dir, phase.init_from, phase.init_direction))
+            load_backbone_weights(model, run_checkpoint(root, phase.init_from, None, config, paths, recipe,
+                                                        direction=phase.init_direction))
             model.apply_freeze()
         if resume:
-            print(f"[{run_name}] resuming from {last}")
-        trainer.fit(model, datamodule=datamodule, ckpt_path=resume)
+            print(f"[{run_name}] resuming from {last} (epoch {completed_epoch} completed)")
+        trainer = make_trainer(config, phase, run_name, root, completed_epoch)
+        try:
+            trainer.fit(model, datamodule=datamodule, ckpt_path=resume)
+        except BaseException:
+            finish_loggers(trainer.loggers)  # a failed run's W&B run ends here, not in the next model's
+            raise
         callback = trainer.checkpoint_callback
-        best = callback.best_model_path or os.path.join(runs.checkpoint_dir(paths.root_dir, run_name), "last.ckpt")
+        best = callback.best_model_path or last
         if trainer.is_global_zero:
             save_json({"best_checkpoint": best, "best_score": float(callback.best_model_score or float("nan")),
                        "epochs": trainer.current_epoch}, os.path.join(directory, "done.txt"))
         model = load_model(best)
-    trainer.test(model, datamodule=datamodule, verbose=False)
+    try:
+        trainer.test(model, datamodule=datamodule, verbose=False)
+    finally:
+        finish_loggers(trainer.loggers)  # one W&B run per trained model
     # ddp_spawn runs the test in worker processes: their logged values come back in callback_metrics
     tested = model.last_metrics.get("test") or {k: float(v) for k, v in trainer.callback_metrics.items()
                                                 if k.startswith("test_")}
@@ -212,3 +233,29 @@ def train_seed(phase: Phase, config: RunConfig, paths: Paths, seed: int, recipe:
         record.update(evaluate_predictions(model, tasks, directory))
         save_json(record, metrics_path)
     return record
+
+
+def resumable_epoch(path: str) -> int:
+    """The epoch a `last.ckpt` completed; a truncated or unreadable file is a one-line error
+    saying which file to delete."""
+    try:
+        checkpoint = read_checkpoint(path)
+    except InputError as exc:
+        raise InputError(f"{path} cannot be resumed from ({exc}); delete it to train the run from the start") \
+            from None
+    return int(checkpoint.get("epoch", 0))
+
+
+def run_checkpoint(root: str, run_name: str, phase: Phase | None, config: RunConfig, paths: Paths,
+                   recipe: InputRecipe, direction: str | None = None) -> str:
+    """The best checkpoint of a finished run, in this package's format: a checkpoint written by the
+    published code (extracted under saved_models/ as its README says) is converted once, beside
+    the original (`checkpoints/imported/`), with the model and tasks of the run."""
+    from promoter_modelling.checkpoints import ensure_package_checkpoint
+
+    direction = direction or phase.direction
+    best = runs.best_checkpoint(root, run_name, direction)
+    tasks = phase.tasks if phase is not None else (config.tasks.pretrain_tasks or "")
+    return ensure_package_checkpoint(best, config.model.name, tasks, config.model.size,
+                                     backbone_kwargs={**recipe.backbone_arguments(), **dict(config.model.backbone_kwargs)},
+                                     data_dir=paths.root_data_dir, input_recipe=recipe)

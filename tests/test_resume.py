@@ -13,6 +13,7 @@ import sys
 import threading
 import time
 
+import numpy as np
 import pandas as pd
 import pytest
 import torch
@@ -73,7 +74,8 @@ def kill_during_second_epoch(command: list[str], env: dict, last_ckpt, timeout: 
 def test_killed_run_resumes_and_matches_an_uninterrupted_run(tmp_path, fluorescence_data_dir):
     from promoter_modelling.strategies import run_strategy
 
-    env = {**os.environ, "WANDB_MODE": "disabled", "PYTHONHASHSEED": "0"}
+    # the subprocesses compute with as many threads as this process (float sums depend on it)
+    env = {**os.environ, "WANDB_MODE": "disabled", "PYTHONHASHSEED": "0", "OMP_NUM_THREADS": str(torch.get_num_threads())}
     # uninterrupted reference run
     run_strategy(parse_train_args(FLAGS + ["--config_path", write_config(tmp_path, "reference", fluorescence_data_dir)]))
 
@@ -104,3 +106,11 @@ def test_killed_run_resumes_and_matches_an_uninterrupted_run(tmp_path, fluoresce
     reference_predictions = pd.read_csv(run_dir(tmp_path, "reference") / "test_predictions_Fluorescence.csv")
     resumed_predictions = pd.read_csv(directory / "test_predictions_Fluorescence.csv")
     pd.testing.assert_frame_equal(resumed_predictions, reference_predictions, rtol=1e-5, atol=1e-6)
+    # the training log keeps the epoch completed before the kill (Lightning's CSV writer restarts the file)
+    reference_log = pd.read_csv(run_dir(tmp_path, "reference") / "logs" / "metrics.csv")
+    resumed_log = pd.read_csv(directory / "logs" / "metrics.csv")
+    metric = "val_Fluorescence_mean_SpearmanR"
+    per_epoch = [log.dropna(subset=[metric]).set_index("epoch")[metric] for log in (reference_log, resumed_log)]
+    assert list(per_epoch[0].index) == list(per_epoch[1].index) == [0, 1]
+    np.testing.assert_allclose(per_epoch[1].to_numpy(), per_epoch[0].to_numpy(), rtol=1e-5, atol=1e-6)
+    assert not (directory / "logs" / "metrics.before_resume.csv").exists()

@@ -21,6 +21,7 @@ from promoter_modelling.errors import InputError
 
 if TYPE_CHECKING:
     from promoter_modelling.planning import Phase
+    from promoter_modelling.run_config import ModelChoice
 
 
 @dataclass(frozen=True)
@@ -32,7 +33,7 @@ class SeedModel:
     score: float
 
 
-def phase_models(paths: Paths, phase: Phase) -> list[SeedModel]:
+def phase_models(paths: Paths, phase: Phase, model: ModelChoice | None = None) -> list[SeedModel]:
     """Best checkpoint of every seed's run of a phase.
 
     Parameters
@@ -44,12 +45,20 @@ def phase_models(paths: Paths, phase: Phase) -> list[SeedModel]:
 
     Returns
     -------
-    One SeedModel per seed, in seed order. A missing run raises a one-line InputError.
+    One SeedModel per seed, in seed order. A missing run raises a one-line InputError. With
+    `model` (the trained backbone), a checkpoint of the published code found in place is
+    converted once beside it (`checkpoints.ensure_package_checkpoint`) and that copy is returned.
     """
+    from promoter_modelling.checkpoints import ensure_package_checkpoint
+
     found = []
     for seed in range(max(1, phase.num_seeds)):
         run = phase.run_name(seed)
         checkpoint, score = runs.best_checkpoint_with_score(paths.root_dir, run, phase.direction)
+        if model is not None:
+            checkpoint = ensure_package_checkpoint(checkpoint, model.name, phase.tasks, model.size,
+                                                   backbone_kwargs=dict(model.backbone_kwargs) or None,
+                                                   data_dir=paths.root_data_dir)
         found.append(SeedModel(run, checkpoint, score))
     return found
 

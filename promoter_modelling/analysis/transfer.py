@@ -203,7 +203,7 @@ def evaluate_transfer(run: RunConfig, options: TransferOptions) -> dict:
     phase = final_phase(run)
     name, direction = phase.name_format, phase.direction
     task = options.task_to_evaluate
-    chosen = best_seed_model(phase_models(paths, phase), direction)
+    chosen = best_seed_model(phase_models(paths, phase, run.model), direction)
     print(f"Best existing model across seeds is: {chosen.checkpoint}")
     device = resolve_device(options.device)
     model = load_model(chosen.checkpoint, map_location=device)

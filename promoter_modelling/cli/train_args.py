@@ -57,7 +57,10 @@ def add_train_arguments(parser: argparse.ArgumentParser, splits_script: bool = F
     p("--num_random_seeds", type=int, default=1,
       help="models trained per run" + (" (seed k also re-draws the fluorescence split)" if splits_script else ""))
     p("--use_existing_models", action="store_true",
-      help="reuse finished runs and resume unfinished ones from their last checkpoint")
+      help="reuse finished runs and resume unfinished ones from their last checkpoint (only when they were "
+           "trained with the same settings and data)")
+    p("--overwrite", action="store_true",
+      help="delete an earlier run of the same name instead of keeping it as saved_models/<run>/version_<k>")
     p("--wandb_project_name", default="promoter_modelling")
     p("--wandb_online", action="store_true", help="sync to Weights & Biases (default: offline files only)")
     p("--loggers", default="csv,wandb", help="comma-separated: csv, wandb")
@@ -143,6 +146,7 @@ def config_from_args(args: argparse.Namespace, splits_script: bool = False) -> R
         num_seeds=args.num_random_seeds,
         data_split_seeds=splits_script,
         use_existing_models=args.use_existing_models,
+        overwrite=args.overwrite,
         name_suffix=args.optional_name_suffix,
         script=SPLITS_SCRIPT if splits_script else "train_models",
         flags=flags,

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from promoter_modelling import download
+from promoter_modelling import download, locks
 from promoter_modelling.heads import HeadSpec
 from promoter_modelling.io_utils import fingerprint, save_json
 
@@ -211,18 +211,26 @@ class TaskDataModule(L.LightningDataModule):
                 stored = json.load(handle).get("fingerprint")
         except (OSError, json.JSONDecodeError):
             return False
-        return stored == fingerprint(self.input_paths(), self.cache_params())
+        return stored == self.data_fingerprint()
+
+    def data_fingerprint(self) -> str:
+        """Fingerprint of the raw inputs (size, mtime) and preprocessing parameters: what a cache
+        and a trained run were built from."""
+        return fingerprint([p for p in self.input_paths() if os.path.exists(p)], self.cache_params())
 
     def prepare(self) -> None:
         """Download, (re)build the cache when stale, and load the datasets. Idempotent."""
         if self._ready:
             return
         os.makedirs(self.cache_dir, exist_ok=True)
-        self.download()
-        if not self.cache_is_fresh():
-            self.build_cache()
-            save_json({"fingerprint": fingerprint(self.input_paths(), self.cache_params()),
-                       "params": self.cache_params()}, self._manifest_path())
+        # one process downloads and builds a cache at a time; the others wait, then reuse it
+        with locks.exclusive(os.path.join(self.cache_dir, ".build.lock"), f"the cache of {self.task_name}",
+                             wait=True):
+            self.download()
+            if not self.cache_is_fresh():
+                self.build_cache()
+                save_json({"fingerprint": self.data_fingerprint(), "params": self.cache_params()},
+                          self._manifest_path())
         self.load_datasets()
         if self.shrink_test_set:
             self.val_dataset = _first_rows(self.val_dataset, 10)
