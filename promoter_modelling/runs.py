@@ -155,5 +155,21 @@ def set_aside(root_dir: str, run_name: str) -> str:
     while os.path.exists(os.path.join(run_root(root_dir, run_name), f"version_{k}")):
         k += 1
     target = os.path.join(run_root(root_dir, run_name), f"version_{k}")
+    _remove_dead_temporaries(source)
     os.replace(source, target)
     return target
+
+
+_TEMPORARY = re.compile(r"\.(.+)\.\d+\.[0-9a-f]{8}-[0-9a-f]{12}.*\.part(\.download)?")
+
+
+def _remove_dead_temporaries(folder: str) -> None:
+    """Temporary files left in a run by killed writers go before the run is set aside (nothing would
+    write their destinations there again); those of live processes stay."""
+    from promoter_modelling.download import remove_stale_temporaries
+
+    for base, _, files in os.walk(folder):
+        for name in files:
+            match = _TEMPORARY.fullmatch(name)
+            if match:
+                remove_stale_temporaries(os.path.join(base, match.group(1)))
