@@ -1,16 +1,21 @@
 """Fetch raw data files from Google Drive ids or plain URLs, atomically.
 
-Every download goes to a temporary file next to its destination and is renamed into place
-only when complete, so an interrupted or failed download never leaves a file at the final
-path. Failures raise DownloadError naming the file, its source and where to put it by hand.
+Every download (and every file the package writes) goes to a temporary file next to its
+destination and is renamed into place only when complete, so an interrupted or failed write
+never leaves a file at the final path; temporaries of killed processes are removed on the next
+write of the same destination, and written files get the mode the umask gives (usually 0644).
+Failures raise DownloadError naming the file, its source and where to put it by hand.
 """
 
 from __future__ import annotations
 
 import gzip
+import hashlib
 import os
+import re
+import secrets
 import shutil
-import tempfile
+import socket
 import urllib.error
 import urllib.request
 from contextlib import contextmanager
@@ -30,15 +35,102 @@ def gdrive_url(file_id: str) -> str:
     return template.format(id=file_id)
 
 
+def _host_tag() -> str:
+    """Eight hex digits naming this machine, so a temporary file on a shared file system is only
+    ever judged stale by a process on the machine that wrote it."""
+    return hashlib.sha256(socket.gethostname().encode()).hexdigest()[:8]
+
+
+def _process_alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError, ValueError):
+        return True  # exists but belongs to another user (or cannot be asked): leave it alone
+    return True
+
+
+def temporary_name(dest: str, pid: int | None = None, suffix: str = "", token: str | None = None) -> str:
+    """Name of a temporary file of `dest` (beside it): `.<name>.<pid>.<host>-<random><suffix>.part`."""
+    token = token if token is not None else secrets.token_hex(6)
+    pid = os.getpid() if pid is None else pid
+    return f".{os.path.basename(dest)}.{pid}.{_host_tag()}-{token}{suffix}.part"
+
+
+def remove_stale_temporaries(dest: str) -> list[str]:
+    """Delete temporary files of `dest` left by processes of this machine that are no longer
+    running (a killed build or download). Files of live processes, of other machines and of
+    other destinations are kept. Returns the removed paths."""
+    directory = os.path.dirname(os.path.abspath(dest)) or "."
+    pattern = re.compile(rf"\.{re.escape(os.path.basename(dest))}\.(\d+)\.([0-9a-f]{{8}})-[0-9a-f]{{12}}"
+                         r"[^/]*\.part(\.download)?")
+    try:
+        names = os.listdir(directory)
+    except OSError:
+        return []
+    removed = []
+    host = _host_tag()
+    for name in names:
+        match = pattern.fullmatch(name)
+        if match is None or match.group(2) != host or _process_alive(int(match.group(1))):
+            continue
+        path = os.path.join(directory, name)
+        try:
+            os.remove(path)
+        except OSError:  # removed meanwhile by another cleaner, or not a plain file
+            continue
+        removed.append(path)
+    return removed
+
+
+def current_umask() -> int:
+    """The process umask, read without changing it where Linux tells it (/proc/self/status);
+    elsewhere set and restored at once."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as handle:
+            for line in handle:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def _create_temporary(directory: str, dest: str, suffix: str) -> str:
+    """Create an empty temporary file for `dest`. Opened like any new file (mode 0o666 less the
+    umask, so other users may read what umask allows), and exclusively: never someone else's."""
+    for _ in range(100):
+        path = os.path.join(directory, temporary_name(dest, suffix=suffix))
+        try:
+            handle = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+        except FileExistsError:
+            continue
+        os.close(handle)
+        return path
+    raise FileExistsError(f"could not create a temporary file for {dest} in {directory}")
+
+
 @contextmanager
 def atomic_path(dest: str, suffix: str = ""):
-    """Yield a temporary path beside `dest`; rename it onto `dest` only if the block succeeds."""
+    """Yield a temporary path beside `dest`; rename it onto `dest` only if the block succeeds.
+
+    The file gets the permissions of any new file (0o666 less the umask, e.g. 0o644). Temporary
+    files of `dest` left by dead processes (a killed run) are removed first; those of running
+    writers are never touched."""
     directory = os.path.dirname(os.path.abspath(dest)) or "."
     os.makedirs(directory, exist_ok=True)
-    handle, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(dest)}.", suffix=f"{suffix}.part", dir=directory)
-    os.close(handle)
+    remove_stale_temporaries(dest)
+    tmp = _create_temporary(directory, dest, suffix)
     try:
         yield tmp
+        # the writer may have replaced the file (fsspec's transactions move their own temporary,
+        # whose mode follows the umask at import): give the result the mode of a new file
+        os.chmod(tmp, 0o666 & ~current_umask())
         os.replace(tmp, dest)
     finally:
         if os.path.exists(tmp):

@@ -42,10 +42,21 @@ def save_npy(path: str, array: np.ndarray) -> None:
             np.save(handle, array)
 
 
+COMPRESSION_SUFFIXES = {".gz": "gzip", ".bz2": "bz2", ".xz": "xz", ".zst": "zstd"}
+
+
 def save_table(df: pd.DataFrame, path: str, sep: str = "\t", index: bool = False) -> None:
-    """Write a TSV/CSV file atomically."""
+    """Write a TSV/CSV file atomically (compressed when `path` ends in .gz, .bz2, .xz or .zst:
+    the compression is taken from the destination, not from the temporary name)."""
+    compression = next((c for s, c in COMPRESSION_SUFFIXES.items() if path.lower().endswith(s)), None)
     with atomic_path(path) as tmp:
-        df.to_csv(tmp, sep=sep, index=index)
+        df.to_csv(tmp, sep=sep, index=index, compression=compression)
+
+
+def save_parquet(df: pd.DataFrame, path: str, index: bool = False) -> None:
+    """Write a Parquet file atomically (pyarrow)."""
+    with atomic_path(path, suffix=".parquet") as tmp:
+        df.to_parquet(tmp, index=index)
 
 
 def save_json(data: dict, path: str) -> None:

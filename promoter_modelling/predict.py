@@ -6,9 +6,12 @@
 
 Input is FASTA (`>id` lines, sequences on one or more lines) or a CSV/TSV table with a
 `sequence` column (an `id` or `name` column is carried over); `.gz` files are read directly.
-Output is a CSV with the id (when there is one), the input sequence and one `pred_<output>`
+Output is a table with the id (when there is one), the input sequence and one `pred_<output>`
 column per output of the model's head (`pred_<head>_<output>` when several heads are
-predicted). With several checkpoints the predictions are the mean over checkpoints.
+predicted): CSV for `.csv`, tab-separated for `.tsv` (either may end in `.gz`), Parquet for
+`.parquet`; other names are refused, as is the input file itself. With several checkpoints the
+predictions are the mean over checkpoints. A UTF-8 byte-order mark in the input is ignored;
+repeated ids get a warning (every record is still predicted).
 
 Each checkpoint carries its input recipe, so sequences become token ids (DNABERT) or motif
 counts (MotifBasedFCN) exactly as in training, without any training flag.
@@ -34,7 +37,7 @@ from promoter_modelling import runs
 from promoter_modelling import sequence as seqlib
 from promoter_modelling.errors import InputError
 from promoter_modelling.heads import GROUPED_MULTICLASS, HeadSpec, head_probabilities
-from promoter_modelling.io_utils import save_table
+from promoter_modelling.io_utils import save_parquet, save_table
 from promoter_modelling.recipe import InputRecipe
 
 ID_COLUMNS = ("id", "name", "sequence_id", "seq_id")
@@ -60,7 +63,10 @@ class SequenceRecords:
 # --- reading -----------------------------------------------------------------------------------
 
 def _open_text(path: str):
-    return gzip.open(path, "rt", encoding="utf-8") if path.endswith(".gz") else open(path, encoding="utf-8")
+    """Text of a (gzipped) file; a UTF-8 byte-order mark at the start is dropped ("utf-8-sig")."""
+    if path.endswith(".gz"):
+        return gzip.open(path, "rt", encoding="utf-8-sig")
+    return open(path, encoding="utf-8-sig")
 
 
 def _first_char(path: str) -> str:
@@ -111,7 +117,8 @@ def read_table_sequences(path: str) -> SequenceRecords:
         with _open_text(path) as handle:
             sep = "\t" if "\t" in handle.readline() else ","
     try:
-        table = pd.read_csv(path, sep=sep, dtype=str, keep_default_na=False, skip_blank_lines=True)
+        table = pd.read_csv(path, sep=sep, dtype=str, keep_default_na=False, skip_blank_lines=True,
+                            encoding="utf-8-sig")
     except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError) as exc:
         raise InputError(f"{path}: cannot be parsed as a {'TSV' if sep == chr(9) else 'CSV'} table "
                          f"({str(exc).splitlines()[0]})") from exc
@@ -139,6 +146,8 @@ def read_sequences(path: str) -> SequenceRecords:
     `sequence` column."""
     if not os.path.exists(path):
         raise InputError(f"{path}: file not found")
+    if os.path.isdir(path):
+        raise InputError(f"{path}: is a directory; give a FASTA or CSV/TSV file of sequences")
     if os.path.getsize(path) == 0:
         raise InputError(f"{path}: file is empty")
     try:
@@ -155,6 +164,43 @@ def read_sequences(path: str) -> SequenceRecords:
 
 
 # --- checking and adjusting ----------------------------------------------------------------------
+
+def warn_duplicate_ids(records: SequenceRecords) -> None:
+    """One line on stderr when ids repeat: the first repeated id and how many ids repeat.
+    Every record is still predicted (the output then repeats those ids)."""
+    if not records.ids:
+        return
+    ids = pd.Series(records.ids)
+    repeated = ids[ids.duplicated(keep=False)]
+    if repeated.empty:
+        return
+    first = repeated.iloc[0]
+    print(f"[predict] warning: {records.source}: {repeated.nunique()} id(s) occur more than once (first: {first!r}, "
+          f"{int((ids == first).sum())} times; {len(repeated)} records in all); every record is predicted",
+          file=sys.stderr)
+
+
+def check_device(device: str | None) -> None:
+    """Refuse a device string torch does not know, or a GPU this machine does not have, before
+    any model is loaded."""
+    if device is None:
+        return
+    import torch
+
+    try:
+        parsed = torch.device(device)
+    except (RuntimeError, ValueError) as exc:
+        raise InputError(f"device {device!r} is not a torch device; use cpu, cuda, cuda:N or mps") from exc
+    if parsed.type == "cuda":
+        if not torch.cuda.is_available():
+            raise InputError(f"device {device!r}: no CUDA GPU is available on this machine "
+                             "(torch.cuda.is_available() is False); use --device cpu")
+        count = torch.cuda.device_count()
+        if parsed.index is not None and parsed.index >= count:
+            raise InputError(f"device {device!r}: this machine has {count} CUDA GPU(s) (cuda:0 to cuda:{count - 1})")
+    elif parsed.type == "mps" and not torch.backends.mps.is_available():
+        raise InputError(f"device {device!r}: Apple MPS is not available on this machine; use --device cpu")
+
 
 def check_bases(records: SequenceRecords) -> None:
     """Refuse the first sequence with a character other than A, C, G, T or N (either case)."""
@@ -308,6 +354,8 @@ def predict_sequences(checkpoints: str | Sequence[str], sequences: Sequence[str]
     if not records.sequences:
         raise InputError(f"{records.source}: no sequences to predict")
     check_bases(records)
+    check_device(options.device)
+    warn_duplicate_ids(records)
     heads, sequence_length = options.heads, options.sequence_length
     total: dict[str, np.ndarray] = {}
     inputs_by_recipe: dict[str, np.ndarray] = {}
@@ -363,7 +411,42 @@ def predict_sequences(checkpoints: str | Sequence[str], sequences: Sequence[str]
     return pd.DataFrame(columns)
 
 
+OUTPUT_FORMATS = {".csv": "csv", ".csv.gz": "csv", ".tsv": "tsv", ".tsv.gz": "tsv", ".parquet": "parquet"}
+
+
+def output_format(path: str) -> str:
+    """"csv", "tsv" or "parquet" from the output file name; other names are refused (a .xlsx or
+    .feather file written as CSV text would be unreadable by what its name promises)."""
+    lower = path.lower()
+    for suffix, kind in sorted(OUTPUT_FORMATS.items(), key=lambda item: -len(item[0])):
+        if lower.endswith(suffix):
+            return kind
+    raise InputError(f"{path}: unknown output format; name the file .csv, .tsv, .parquet, .csv.gz or .tsv.gz")
+
+
+def check_output(output: str, inputs: Sequence[str] = ()) -> str:
+    """Refuse, before anything is computed or written, an output path that is a directory, has an
+    unknown extension, or is one of the input files (also through another path or a symlink).
+    Returns the output format."""
+    if output.endswith(("/", os.sep)) or os.path.isdir(output):
+        raise InputError(f"{output}: is a directory; give a file name, e.g. "
+                         f"{os.path.join(output, 'predictions.csv')}")
+    for path in inputs:
+        same = os.path.realpath(output) == os.path.realpath(path)
+        if not same and os.path.exists(output) and os.path.exists(path):
+            same = os.path.samefile(output, path)
+        if same:
+            raise InputError(f"{output}: is the input file {path}; writing the predictions there would "
+                             "overwrite the sequences; choose another output file")
+    return output_format(output)
+
+
 def write_predictions(frame: pd.DataFrame, path: str) -> str:
-    """Write predictions atomically (tab-separated for .tsv, otherwise CSV)."""
-    save_table(frame, path, sep="\t" if path.endswith(".tsv") else ",")
+    """Write predictions atomically: Parquet for .parquet, tab-separated for .tsv(.gz), CSV for
+    .csv(.gz); other names are refused (see `output_format`)."""
+    kind = output_format(path)
+    if kind == "parquet":
+        save_parquet(frame, path)
+    else:
+        save_table(frame, path, sep="\t" if kind == "tsv" else ",")
     return path

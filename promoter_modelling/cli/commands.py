@@ -21,7 +21,8 @@ def predict_main(argv: list[str] | None = None) -> None:
     p("--run_dir", action="extend", nargs="+", default=None,
       help="trained run folder(s) (saved_models/<run>): their best checkpoints are used")
     p("--input", required=True, help="FASTA, or CSV/TSV with a 'sequence' column (.gz allowed)")
-    p("--output", required=True, help="predictions file (CSV; TSV when it ends in .tsv)")
+    p("--output", required=True,
+      help="predictions file: .csv, .tsv (either optionally .gz) or .parquet; not the input file")
     p("--heads", default=None, help="comma-separated heads to predict (default: all)")
     p("--batch_size", type=int, default=256)
     p("--device", default=None, help="cpu, cuda, cuda:1, ... (default: a GPU when there is one)")
@@ -37,6 +38,9 @@ def predict_main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     if args.batch_size < 1:
         raise InputError(f"--batch_size must be at least 1, got {args.batch_size}")
+    # everything that can be checked without a model is checked before any model is loaded
+    predict.check_output(args.output, [args.input])
+    predict.check_device(args.device)
     checkpoints = list(args.checkpoint or []) + [predict.run_checkpoint(d) for d in args.run_dir or []]
     if not checkpoints:
         raise InputError("give the model with --checkpoint FILE or --run_dir saved_models/<run>")

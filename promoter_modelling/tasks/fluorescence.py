@@ -40,29 +40,82 @@ def count_columns(cell: str, replicate: int) -> tuple[str, str]:
 REQUIRED_COUNT_COLUMNS = [c for cell in CELLS for r in REPLICATES for c in count_columns(cell, r)]
 
 
-def read_counts(path: str) -> pd.DataFrame:
-    """Read and validate Raw_Promoter_Counts.csv (comma-separated, header)."""
-    df = read_table(path, ",", ["sequence", *REQUIRED_COUNT_COLUMNS])
-    numeric = [c for c in df.columns if c != "sequence"]
-    for col in numeric:
-        values = pd.to_numeric(df[col], errors="coerce")
-        bad = np.flatnonzero(values.isna().to_numpy() | (values.to_numpy() < 0))
-        if bad.size:
-            raise InputError(
-                f"{path}: row {bad[0] + 2}, column {col}: count {str(df[col].iloc[bad[0]])!r} is not a non-negative number"
-            )
-        df[col] = values.astype(np.float64)
+MAX_READS = 1e12  # far above any sequencing run: a larger count is a corrupt or mis-scaled cell
+
+
+def _shown(value: object, width: int = 60) -> str:
+    if isinstance(value, (float, np.floating)) and float(value).is_integer():
+        value = int(value)  # counts: 12, not 12.0
+    text = repr(value) if isinstance(value, str) else str(value)
+    return text if len(text) <= width else text[:width - 3] + "..."
+
+
+def _same(a: object, b: object) -> bool:
+    return bool(a == b) or bool(pd.isna(a) and pd.isna(b))
+
+
+def drop_duplicate_rows(df: pd.DataFrame, path: str, report: bool = True) -> pd.DataFrame:
+    """One row per sequence: exact repeats of a row are dropped (with a printed notice); two rows
+    with the same sequence but different values are refused, naming both file rows. The index
+    (file row - 2) of the rows kept is preserved, so later messages can name file rows."""
+    shared = df["sequence"].duplicated(keep=False).to_numpy()
+    if not shared.any():  # the usual case: only the sequence column is hashed
+        return df
+    candidates = df.loc[shared]
+    repeated = candidates.index[candidates.duplicated(keep="first").to_numpy()]
+    if len(repeated):
+        first = df.loc[repeated[0]]
+        earlier = candidates.loc[:repeated[0]].iloc[:-1]
+        original = next(i for i, row in earlier.iterrows() if all(_same(row[c], first[c]) for c in df.columns))
+        if report:
+            print(f"[FluorescenceData] {path}: dropped {len(repeated)} exact duplicate row(s) "
+                  f"(first: row {repeated[0] + 2}, a repeat of row {original + 2})")
+        df, candidates = df.drop(index=repeated), candidates.drop(index=repeated)
+    clash = candidates["sequence"].duplicated(keep=False).to_numpy()
+    if clash.any():
+        a = int(np.flatnonzero(clash)[0])
+        b = int(np.flatnonzero(clash & (candidates["sequence"].to_numpy() == candidates["sequence"].iloc[a]))[1])
+        first, second = candidates.iloc[a], candidates.iloc[b]
+        column = next(c for c in df.columns if not _same(first[c], second[c]))
+        raise InputError(f"{path}: rows {candidates.index[a] + 2} and {candidates.index[b] + 2} have the same sequence "
+                         f"but different {column} ({_shown(first[column])} vs {_shown(second[column])}); keep one "
+                         "of them")
     return df
 
 
-def read_sequence_table(path: str) -> pd.DataFrame:
-    """Read and validate the promoter sequence table (tab-separated, header)."""
+def read_counts(path: str, report: bool = True) -> pd.DataFrame:
+    """Read and validate Raw_Promoter_Counts.csv (comma-separated, header), one row per sequence.
+
+    Every column but `sequence` must hold finite, non-negative counts of at most MAX_READS
+    (fractional values are accepted: the preprocessing only adds 1 and divides). Exact duplicate
+    rows are dropped (noticed when `report`); conflicting ones are refused."""
+    df = read_table(path, ",", ["sequence", *REQUIRED_COUNT_COLUMNS])
+    numeric = [c for c in df.columns if c != "sequence"]
+    for col in numeric:
+        values = pd.to_numeric(df[col], errors="coerce").astype(np.float64).to_numpy()
+        problems = (
+            (np.isnan(values) | (values < 0), "is not a non-negative number"),
+            (np.isinf(values), "is not a finite number"),
+            (values > MAX_READS, f"is above {MAX_READS:.0e} reads (corrupt or not a read count?)"),
+        )
+        for bad, problem in problems:
+            if bad.any():
+                row = int(np.flatnonzero(bad)[0])
+                text = str(pd.read_csv(path, usecols=[col], dtype=str)[col].iloc[row])  # as written; empty: nan
+                raise InputError(f"{path}: row {row + 2}, column {col}: count {text!r} {problem}")
+        df[col] = values
+    return drop_duplicate_rows(df, path, report)
+
+
+def read_sequence_table(path: str, report: bool = True) -> pd.DataFrame:
+    """Read and validate the promoter sequence table (tab-separated, header), one row per
+    sequence (exact duplicate rows dropped, conflicting ones refused)."""
     df = read_table(path, "\t", ["sequence", "class", "final_provenance"])
     unknown = ~df["class"].isin(["ClassI", "ClassII", "ClassIII"])
     if unknown.any():
         row = int(np.flatnonzero(unknown.to_numpy())[0])
         raise InputError(f"{path}: row {row + 2}: class {df['class'].iloc[row]!r} is not ClassI, ClassII or ClassIII")
-    return df
+    return drop_duplicate_rows(df, path, report)
 
 
 def cell_specific_class(classes: pd.Series, provenance: pd.Series, source: str = "") -> np.ndarray:
@@ -99,8 +152,8 @@ def cell_specific_class(classes: pd.Series, provenance: pd.Series, source: str =
         wrong = (up & ~(fold > 0)) | (down & ~(fold < 0))
         if wrong.any():
             row = int(np.flatnonzero(wrong)[0])
-            raise InputError(f"{source}: row {row + 2}: log2FoldChange {fold[row]} disagrees with description "
-                             f"{description.iloc[row]!r}")
+            raise InputError(f"{source}: row {classes.index[row] + 2}: log2FoldChange {fold[row]} disagrees with "
+                             f"description {description.iloc[row]!r}")
     return out
 
 
@@ -164,19 +217,35 @@ def stratified_split(strata: np.ndarray, bins: np.ndarray, seed: int | None, tra
     return labels
 
 
+def report_unmatched(counts: pd.DataFrame, targets: pd.DataFrame, table: pd.DataFrame, min_reads: int,
+                     kept: int) -> None:
+    """Print one line: rows of each raw file dropped for having no match in the other. Both
+    tables hold one row per sequence, so the merge size gives the matches."""
+    counted = set(counts["sequence"].tolist())
+    without_counts = sum(1 for seq in table["sequence"].tolist() if seq not in counted)
+    print(f"[FluorescenceData] merged {kept} promoters; dropped {len(targets) - kept} of {len(targets)} {COUNTS_FILE} "
+          f"rows passing min_reads={min_reads} (no row in {SEQUENCES_FILE}) and {without_counts} of {len(table)} "
+          f"{SEQUENCES_FILE} rows (no row in {COUNTS_FILE}); {len(table) - kept - without_counts} more were below "
+          "min_reads")
+
+
 def build_merged(counts_path: str, sequences_path: str, min_reads: int = 5, zscore: bool = False,
                  predict_de: bool = False, split_seed: int | None = None, train_fraction: float = 0.7,
-                 val_fraction: float = 0.1) -> pd.DataFrame:
-    """Raw files -> one table: targets, class, GC content and split flags (`merged.tsv`)."""
-    counts = read_counts(counts_path)
-    table = read_sequence_table(sequences_path)
+                 val_fraction: float = 0.1, report: bool = True) -> pd.DataFrame:
+    """Raw files -> one table: targets, class, GC content and split flags (`merged.tsv`), one row
+    per sequence. With `report`, duplicate rows dropped and rows without a match in the other file
+    are printed (one line each)."""
+    counts = read_counts(counts_path, report)
+    table = read_sequence_table(sequences_path, report)
     targets = log_ratio_targets(normalise_counts(counts, min_reads), predict_de)
     if zscore:
         for cell in CELLS:
             targets[cell] = scipy.stats.zscore(targets[cell].to_numpy())
     table = table.assign(cell_specific_class=cell_specific_class(table["class"], table["final_provenance"], sequences_path),
-                         _file_row=np.arange(len(table)) + 2)  # header is row 1
+                         _file_row=table.index + 2)  # header is row 1; the index survives deduplication
     merged = targets.merge(table, on="sequence", how="inner")
+    if report:
+        report_unmatched(counts, targets, table, min_reads, len(merged))
     if merged.empty:
         raise InputError(f"{counts_path} and {sequences_path}: no sequence appears in both files after filtering")
     codes = seqlib.encode(merged["sequence"].tolist(), source=sequences_path, rows=merged.pop("_file_row").to_numpy())
@@ -242,7 +311,9 @@ class FluorescenceData(TaskDataModule):
     def cache_params(self) -> dict:
         return {"min_reads": self.min_reads, "zscore": self.zscore, "predict_de": self.predict_de,
                 "split_seed": self.split_seed, "train_fraction": self.train_fraction,
-                "val_fraction": self.val_fraction, "kind": self.head_kind}
+                "val_fraction": self.val_fraction, "kind": self.head_kind,
+                # format 2: duplicate rows dropped, one row per sequence (caches of format 1 are rebuilt)
+                "table_format": 2}
 
     @property
     def merged_path(self) -> str:
@@ -300,7 +371,7 @@ class FluorescenceClassificationData(FluorescenceData):
     OPTIONS = tuple(o for o in FluorescenceData.OPTIONS if o != "zscore")  # labels are never z-scored
 
     def make_table(self) -> pd.DataFrame:
-        counts = read_counts(os.path.join(self.raw_dir, COUNTS_FILE))
+        counts = read_counts(os.path.join(self.raw_dir, COUNTS_FILE), report=False)  # build_merged reports
         targets = log_ratio_targets(normalise_counts(counts, self.min_reads), self.predict_de)
         medians = {cell: float(np.median(targets[cell].to_numpy())) for cell in CELLS}
         merged = super().make_table()

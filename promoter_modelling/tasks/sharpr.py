@@ -47,24 +47,52 @@ def one_hot_to_codes(one_hot: np.ndarray) -> np.ndarray:
     return codes
 
 
-def convert_hdf5(path: str, seqs_path: str, targets_path: str) -> int:
-    """Write the codes and float32 targets of one HDF5 file; returns the number of rows."""
+def _open_hdf5(path: str):
     import h5py
 
     try:
-        handle = h5py.File(path, "r")
+        return h5py.File(path, "r")
     except OSError as exc:
         raise InputError(f"{path}: cannot be opened as HDF5 ({exc})") from exc
-    with handle:
-        try:
-            x, y = handle["X"]["sequence"], handle["Y"]["output"]
-        except KeyError as exc:
-            raise InputError(f"{path}: expected datasets X/sequence and Y/output ({exc})") from exc
-        shape = x.shape[:1] + tuple(d for d in x.shape[1:] if d != 1)  # tolerate a singleton axis
-        if len(shape) != 3 or shape[2] != 4:
-            raise InputError(f"{path}: X/sequence has shape {x.shape}, expected (N, L, 4)")
-        if y.ndim != 2 or y.shape[0] != shape[0] or y.shape[1] != len(OUTPUT_NAMES):
-            raise InputError(f"{path}: Y/output has shape {y.shape}, expected ({shape[0]}, {len(OUTPUT_NAMES)})")
+
+
+def _checked_shape(handle, path: str) -> tuple[int, int, int]:
+    """(N, L, 4) of X/sequence (a singleton axis tolerated), after checking X and Y."""
+    try:
+        x, y = handle["X"]["sequence"], handle["Y"]["output"]
+    except KeyError as exc:
+        raise InputError(f"{path}: expected datasets X/sequence and Y/output ({exc})") from exc
+    shape = x.shape[:1] + tuple(d for d in x.shape[1:] if d != 1)  # tolerate a singleton axis
+    if len(shape) != 3 or shape[2] != 4:
+        raise InputError(f"{path}: X/sequence has shape {x.shape}, expected (N, L, 4)")
+    if y.ndim != 2 or y.shape[0] != shape[0] or y.shape[1] != len(OUTPUT_NAMES):
+        raise InputError(f"{path}: Y/output has shape {y.shape}, expected ({shape[0]}, {len(OUTPUT_NAMES)})")
+    return shape
+
+
+def sequence_length(path: str) -> int:
+    """Sequence length L of an HDF5 file's X/sequence (N, L, 4), after checking its layout."""
+    with _open_hdf5(path) as handle:
+        return _checked_shape(handle, path)[1]
+
+
+def check_lengths(paths: dict[str, str]) -> int:
+    """Every split file must hold sequences of the train file's length: a model sees one length.
+    Returns that length."""
+    lengths = {split: sequence_length(path) for split, path in paths.items()}
+    reference = next(iter(paths))
+    for split, length in lengths.items():
+        if length != lengths[reference]:
+            raise InputError(f"{paths[split]}: sequences are {length} bp but {paths[reference]} has "
+                             f"{lengths[reference]} bp; every split must have one sequence length")
+    return lengths[reference]
+
+
+def convert_hdf5(path: str, seqs_path: str, targets_path: str) -> int:
+    """Write the codes and float32 targets of one HDF5 file; returns the number of rows."""
+    with _open_hdf5(path) as handle:
+        shape = _checked_shape(handle, path)
+        x, y = handle["X"]["sequence"], handle["Y"]["output"]
         with npy_writer(seqs_path, shape[:2], np.uint8) as codes:
             for a in range(0, shape[0], CHUNK):
                 b = min(a + CHUNK, shape[0])
@@ -95,6 +123,7 @@ class SharprMPRA(TaskDataModule):
         return {"all_zero_positions": "pad"}  # caches from before all-zero positions became PAD are rebuilt
 
     def build_cache(self) -> None:
+        check_lengths({split: os.path.join(self.raw_dir, name) for split, name in FILES.items()})
         for split, name in FILES.items():
             convert_hdf5(os.path.join(self.raw_dir, name), os.path.join(self.cache_dir, f"{split}_seqs.npy"),
                          os.path.join(self.cache_dir, f"{split}_targets.npy"))
