@@ -56,7 +56,6 @@ def run_settings(phase: Phase, config: RunConfig, seed: int, recipe: InputRecipe
         "split_seed": phase.split_seed(seed),
         **{k: v for k, v in asdict(phase.hyper).items()},
         "patience": config.trainer.patience,
-        "precision": config.trainer.precision,
         "freeze": phase.freeze,
         "onecycle_interval": config.recipe.onecycle_interval,
         "single_task_loss": config.recipe.single_task_loss,

@@ -8,6 +8,7 @@ import os
 import warnings
 
 from lightning.pytorch.loggers import CSVLogger, WandbLogger
+from lightning.pytorch.utilities import rank_zero_only
 
 from promoter_modelling.run_config import LoggingOptions
 
@@ -34,8 +35,8 @@ class ResumedCSVLogger(CSVLogger):
 
     @property
     def experiment(self):
-        if self._experiment is not None:
-            return self._experiment
+        if self._experiment is not None or rank_zero_only.rank != 0:  # other processes do not write the log
+            return super().experiment
         path = os.path.join(self.log_dir, "metrics.csv")
         earlier: list[dict] = []
         if self.completed_epoch is not None and os.path.exists(path):

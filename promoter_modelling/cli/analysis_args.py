@@ -63,7 +63,7 @@ def insertion_parser() -> argparse.ArgumentParser:
     p("--per_sequence_output", default="parquet", choices=PER_SEQUENCE_FORMATS,
       help="format of the per-promoter effects table")
     p("--no_plots", action="store_true")
-    p("--overwrite", action="store_true", help="recompute even when results for the same inputs exist")
+    # --overwrite (a training flag too) recomputes even when results for the same inputs exist
     _add_model_flags(parser)
     parser.set_defaults(batch_size=INSERTION_BATCH_SIZE)
     return parser

@@ -60,7 +60,8 @@ def add_train_arguments(parser: argparse.ArgumentParser, splits_script: bool = F
       help="reuse finished runs and resume unfinished ones from their last checkpoint (only when they were "
            "trained with the same settings and data)")
     p("--overwrite", action="store_true",
-      help="delete an earlier run of the same name instead of keeping it as saved_models/<run>/version_<k>")
+      help="delete an earlier run of the same name instead of keeping it as saved_models/<run>/version_<k> "
+           "(motif insertion: recompute even when results for the same inputs exist)")
     p("--wandb_project_name", default="promoter_modelling")
     p("--wandb_online", action="store_true", help="sync to Weights & Biases (default: offline files only)")
     p("--loggers", default="csv,wandb", help="comma-separated: csv, wandb")
