@@ -28,13 +28,17 @@ TRUE_EFFECTS = {
 }
 
 
-def synthetic_result(n: int = 300) -> insertion.InsertionResult:
+def synthetic_result(n: int = 300, shuffles: int = 5) -> insertion.InsertionResult:
+    """Per-promoter effects around TRUE_EFFECTS, and shuffled-motif nulls around 0 (sd 0.05)."""
     rng = np.random.default_rng(0)
     names = list(TRUE_EFFECTS)
     pwm = np.full((6, 4), 0.25)
     effects = np.stack([np.asarray(TRUE_EFFECTS[m]) + rng.normal(0, 0.3, size=(n, 3)) for m in names])
-    return insertion.InsertionResult([Motif(m, "", pwm) for m in names], CELLS,
-                                     rng.normal(size=(1, n, 3)), effects.astype(np.float32), effects.mean(axis=1)[:, None])
+    null_means = rng.normal(0, 0.05, size=(len(names), 1, shuffles, 3))
+    null_effects = null_means.mean(axis=2) + rng.normal(0, 0.3, size=(len(names), n, 3))
+    return insertion.InsertionResult([Motif(m, "", pwm) for m in names], CELLS, rng.normal(size=(1, n, 3)),
+                                     effects.astype(np.float32), effects.mean(axis=1)[:, None],
+                                     null_effects.astype(np.float32), null_means)
 
 
 @pytest.fixture()
@@ -96,6 +100,65 @@ def test_summary_tops_common_and_cell_specific(analysed, capsys):
     assert set(correlations["cell"]) == set(CELLS)
     assert (correlations["spearman_rho"] > 0.8).all()
     assert os.path.exists(f"{analysed['prefix']}_motif_influence_vs_dFE.png")
+
+
+def test_lists_hold_only_significant_motifs_of_their_sign(analysed, capsys):
+    """With more motifs to print than there are, a list still holds only the motifs that regulate
+    the cell in its direction (significant against their shuffles, with that sign): nothing is
+    both up and down, a motif without effect is in no list."""
+    out = run(analysed, "--top_n_motifs_to_print", "50")
+    summary = out["summary"].set_index("motif")
+    assert out["top"]["JURKAT"] == {"up": ["UP_J", "UP_ALL"], "down": ["DOWN_ALL"]}
+    assert out["top"]["K562"] == {"up": ["UP_K", "UP_ALL"], "down": ["DOWN_ALL"]}
+    assert out["top"]["THP1"] == {"up": ["UP_ALL"], "down": ["DOWN_T", "DOWN_ALL"]}
+    assert out["common_up"] == ["UP_ALL"] and out["common_down"] == ["DOWN_ALL"]
+    for cell in CELLS:
+        assert not set(out["top"][cell]["up"]) & set(out["top"][cell]["down"])
+        for motif in out["top"][cell]["up"]:
+            assert summary.loc[motif, f"{cell}_avg_pred"] > 0 and summary.loc[motif, f"{cell}_effect_vs_null"] > 0
+            assert summary.loc[motif, f"{cell}_q_value_vs_null"] < 0.05
+    specific = out["cell_specific"]
+    assert "NULL_1" not in set(specific["motif"])
+    assert (specific.loc[specific["direction"] == "up", "avg_pred"] > 0).all()
+    assert (specific.loc[specific["direction"] == "down", "avg_pred"] < 0).all()
+    first = specific[specific["rank"] == 1].set_index(["cell", "direction"])["motif"]
+    assert first[("JURKAT", "up")] == "UP_J" and first[("THP1", "down")] == "DOWN_T"
+    assert set(specific.loc[(specific["cell"] == "JURKAT") & (specific["direction"] == "up"), "motif"]) == {
+        "UP_J", "UP_ALL"}
+    text = capsys.readouterr().out
+    assert "Top 2 of 2 up-regulating motifs: UP_J, UP_ALL" in text
+    assert "Top down-regulating motifs specific to K562" in text
+
+
+def test_stale_logos_of_empty_lists_are_removed(analysed, capsys):
+    """A figure left by an earlier run would show motifs the lists no longer hold."""
+    first = run(analysed)
+    assert os.path.getsize(first["common_downreg_logos"]) > 0 and os.path.getsize(first["THP1_downreg_logos"]) > 0
+    path = f"{analysed['prefix']}_motif_effects.tsv"
+    effects = pd.read_csv(path, sep="\t")
+    effects.loc[effects["regulation"] == "down", "regulation"] = "none"  # now nothing down-regulates
+    save_table(effects, path)
+    again = run(analysed)
+    assert again["common_down"] == [] and again["common_downreg_logos"] is None
+    assert not os.path.exists(first["common_downreg_logos"]) and not os.path.exists(first["THP1_downreg_logos"])
+    assert "Down-regulating motifs common to all cells: none" in capsys.readouterr().out
+    assert os.path.getsize(again["common_upreg_logos"]) > 0
+
+
+def test_results_without_a_null_fall_back_to_the_raw_q_value(analysed, capsys):
+    """Insertion results written before the shuffled-motif null: calls follow the raw q-value and
+    the sign of the effect (with a notice), and still never list a motif in both directions."""
+    path = f"{analysed['prefix']}_motif_effects.tsv"
+    effects = pd.read_csv(path, sep="\t")
+    old_columns = ["motif", "alt_name", "label", "width", "cell", "n_sequences", "mean_effect", "median_effect",
+                   "std_effect", "sem_effect", "t_statistic", "p_value", "q_value", "rank_up", "rank_down"]
+    save_table(effects[old_columns], path)
+    out = run(analysed, "--top_n_motifs_to_print", "50")
+    assert "have no shuffled-motif null" in capsys.readouterr().out
+    for cell in CELLS:
+        assert not set(out["top"][cell]["up"]) & set(out["top"][cell]["down"])
+    assert "NULL_1" not in out["top"]["JURKAT"]["up"] + out["top"]["JURKAT"]["down"]
+    assert "UP_ALL" in out["common_up"] and out["common_down"] == ["DOWN_ALL"]
 
 
 def test_effects_without_the_motif(analysed):

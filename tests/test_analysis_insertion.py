@@ -130,6 +130,63 @@ def test_insertion_is_reproducible_and_rejects_wide_motifs():
         insertion.insert_motif(codes, np.full((20, 4), 0.25), 1, np.random.default_rng(0))
 
 
+def test_null_shuffles_permute_the_motifs_own_instances_at_its_positions():
+    """The null of a motif: its sampled instances with their positions permuted (one permutation
+    per shuffle), written at the same starts, after the same copies."""
+    rng = np.random.default_rng(5)
+    codes = rng.integers(0, 4, size=(50, 120), dtype=np.uint8)
+    pwm = demo_meme_motifs()["SPI1_like"]
+    width = pwm.shape[0]
+    stacked = insertion.insert_with_null(codes, pwm, "SPI1_like", 3, 97, 4)
+    assert stacked.shape == (5 * 50, 120) and stacked.dtype == np.uint8
+    real, starts, instances = insertion.insert_motif(codes, pwm, 3, insertion.motif_rng(97, "SPI1_like"))
+    np.testing.assert_array_equal(stacked[:50], real)  # the motif itself, as without a null
+    perms = insertion.null_permutations(pwm, 4, insertion.null_rng(97, "SPI1_like"))
+    assert perms.shape == (4, width)
+    for k, perm in enumerate(perms):
+        assert sorted(perm) == list(range(width)) and not np.array_equal(pwm[perm], pwm)  # a real shuffle
+        expected = codes.copy()
+        for j in range(3):  # the reference: copy after copy, the permuted instance at the motif's start
+            for row in range(len(codes)):
+                expected[row, starts[row, j]:starts[row, j] + width] = instances[row, j, perm]
+        np.testing.assert_array_equal(stacked[(k + 1) * 50:(k + 2) * 50], expected)
+    # shuffle k does not depend on how many shuffles are drawn, nor on the other motifs
+    np.testing.assert_array_equal(insertion.insert_with_null(codes, pwm, "SPI1_like", 3, 97, 2), stacked[:150])
+    np.testing.assert_array_equal(insertion.insert_with_null(codes, pwm, "SPI1_like", 3, 97, 0), real)
+    other = insertion.null_permutations(pwm, 4, insertion.null_rng(97, "another name"))
+    assert not np.array_equal(other, perms)
+    # a matrix whose positions are all alike has no other shuffle: its null is itself
+    flat = np.full((6, 4), 0.25)
+    np.testing.assert_array_equal(flat[insertion.null_permutations(flat, 1, np.random.default_rng(0))[0]], flat)
+
+
+def test_null_test_is_a_t_test_against_the_shuffles():
+    """t = (mean - mean of shuffles) / (sd of shuffles * sqrt(1 + 1/R)), R - 1 degrees of freedom:
+    the two-sided test of one new draw against a normal sample."""
+    shuffles = np.array([[[0.1], [0.3], [0.2], [0.0], [0.4]]])  # (1 motif, 5 shuffles, 1 cell)
+    null, sd, t, p = insertion.null_test(np.array([[1.2]]), shuffles)
+    assert null[0, 0] == pytest.approx(0.2) and sd[0, 0] == pytest.approx(np.std([0.1, 0.3, 0.2, 0.0, 0.4], ddof=1))
+    expected_t = 1.0 / (sd[0, 0] * np.sqrt(1.2))
+    assert t[0, 0] == pytest.approx(expected_t)
+    assert p[0, 0] == pytest.approx(2 * scipy_t_sf(expected_t, 4))
+    # calibrated: a motif that is one more draw of its shuffles' distribution is "significant"
+    # (p < 0.05) in about 5% of cases
+    rng = np.random.default_rng(0)
+    draws = rng.normal(size=(20000, 6, 1)) * rng.uniform(0.01, 2.0, size=(20000, 1, 1))
+    _, _, _, p = insertion.null_test(draws[:, 0], draws[:, 1:])
+    assert 0.04 < (p < 0.05).mean() < 0.06
+    # no spread at all: the same effect is no evidence (p = 1), another effect is (p = 0)
+    zero = np.zeros((2, 3, 1))
+    _, _, _, p = insertion.null_test(np.array([[0.0], [0.5]]), zero)
+    assert p[0, 0] == 1.0 and p[1, 0] < 1e-10
+
+
+def scipy_t_sf(t: float, df: int) -> float:
+    import scipy.stats
+
+    return float(scipy.stats.t.sf(t, df))
+
+
 # --- statistics on a model that knows the planted grammar -------------------------------------------
 
 class GrammarModel(nn.Module):
@@ -165,13 +222,23 @@ def test_grammar_model_recovers_planted_effects_exactly():
         up = drivers(c)
         assert set(rows.index[rows["rank_up"] <= len(up)]) == set(up), cell
         assert rows.loc["REST_like", "rank_down"] == 1
-        for decoy in DECOY_MOTIFS:  # no effect at all: mean 0, never significant
-            assert rows.loc[decoy, "mean_effect"] == 0 and not rows.loc[decoy, "significant"]
-        for name in up:
-            assert rows.loc[name, "q_value"] < 1e-10
-    # Same seed, same answer, whether motifs share model passes (batch 4096 > 400 promoters) or not.
-    pooled = insertion.run_insertion([GrammarModel()], codes, found, "Fluorescence", batch_size=4096)
+        for decoy in DECOY_MOTIFS:  # no effect at all: mean 0, like its shuffles (which rarely complete a
+            # planted site across a window edge), never significant
+            assert rows.loc[decoy, "mean_effect"] == 0 and abs(rows.loc[decoy, "effect_vs_null"]) < 0.01
+            assert not rows.loc[decoy, "significant"] and rows.loc[decoy, "regulation"] == "none"
+        for name in up:  # shuffles of a planted site hardly ever match it: the effect is the motif's own
+            assert rows.loc[name, "q_value"] < 1e-10 and abs(rows.loc[name, "null_effect"]) < 0.05
+            assert rows.loc[name, "significant"] and rows.loc[name, "regulation"] == "up"
+        assert rows.loc["REST_like", "regulation"] == "down"
+        # two identical seeds: no spread across seeds, every seed agrees in sign
+        assert (rows["std_effect_across_seeds"] == 0).all() and (rows["num_seeds"] == 2).all()
+        assert (rows.loc[up, "seeds_same_sign"] == 2).all()
+    assert result.null_effects.shape == (8, 400, 3) and result.null_seed_mean_effects.shape == (8, 2, 5, 3)
+    # Same seed, same answer, whether motifs share model passes (a batch holds 10 motifs with their 5
+    # shuffles: 24576 > 10 x 6 x 400 inserted promoters) or not.
+    pooled = insertion.run_insertion([GrammarModel()], codes, found, "Fluorescence", batch_size=4096 * 6)
     np.testing.assert_array_equal(pooled.effects, result.effects)
+    np.testing.assert_array_equal(pooled.null_effects, result.null_effects)
     pd.testing.assert_series_equal(insertion.summarise(pooled)["mean_effect"], summary["mean_effect"])
 
 
@@ -317,6 +384,8 @@ def test_inserted_sequences_are_read_like_training_data(tmp_path, fluorescence_d
     ({"max_sequences": 0}, r"--max_sequences must be at least 1"),
     ({"sequences_split": "holdout"}, r"--sequences_split 'holdout'"),
     ({"background": "random"}, r"--background 'random'"),
+    ({"num_null_shuffles": 1}, r"--num_null_shuffles must be 0 \(no null\) or at least 2, got 1"),
+    ({"num_null_shuffles": -1}, r"--num_null_shuffles must be 0 \(no null\) or at least 2, got -1"),
 ])
 def test_options_are_checked_with_one_line_errors(changes, message):
     with pytest.raises(InputError, match=message) as info:
@@ -338,6 +407,16 @@ def test_insertion_flags_become_options_and_run_config():
     assert final_phase(run).run_name(3) == "individual_training_on_FluorescenceData_dl_seed_3"
     stored = insertion.parameters(options, motifs.default_meme_file(), [], "Fluorescence", run)
     assert json.loads(json.dumps(stored)) == stored  # stored as JSON, compared after reading it back
+
+
+def test_null_settings_are_part_of_the_stored_parameters():
+    """Results of another null (or of versions without one) are never reused for this one."""
+    meme = motifs.default_meme_file()
+    five = insertion.parameters(insertion.InsertionOptions(), meme, [], "Fluorescence")
+    ten = insertion.parameters(insertion.InsertionOptions(num_null_shuffles=10), meme, [], "Fluorescence")
+    assert five["num_null_shuffles"] == 5 and ten["num_null_shuffles"] == 10 and five != ten
+    assert five["null"] == insertion.NULL_MODEL
+    assert json.loads(json.dumps(five)) == five
 
 
 class _RecipeModel:

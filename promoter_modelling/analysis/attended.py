@@ -1,18 +1,25 @@
 """Which motifs does a model attend to? Summaries of a motif insertion analysis
 (get_motifs_attended_to_by_model.py).
 
+A motif up-regulates (down-regulates) a cell when the insertion analysis found it significant
+there against its shuffled versions (`q_value_vs_null` < alpha) and both its effect and its
+effect beyond the shuffles are positive (negative): the `regulation` column of
+`<name>_motif_effects.tsv`. Every list below holds only such motifs, so a motif is never both
+up and down in a cell, and a motif without a significant effect is in no list.
+
 From `<name>_motif_effects.tsv` (perform_motif_insertion_analysis.py) it writes, under
 `<root_dir>/motif_insertion_analysis/`:
 
 - `<name>_summary.tsv`: one row per motif, `<cell>_avg_pred` (mean predicted change on insertion,
-  the published "motif influence"), its q-value and z-score per cell, and, when the published
-  motif occurrence table is available, `num_seqs_without_motif` and `<cell>_avg_pred_without_motif`;
+  the published "motif influence"), its raw q-value, its effect beyond and q-value against the
+  shuffled motifs, its regulation call and its z-score per cell, and, when the published motif
+  occurrence table is available, `num_seqs_without_motif` and `<cell>_avg_pred_without_motif`;
 - the top `--top_n_motifs_to_print` up- and down-regulating motifs per cell (printed);
-- motifs in every cell's top (bottom) list, sorted by mean strength: `<name>_common_upreg_motifs.png`
+- motifs in every cell's top up (down) list, sorted by mean strength: `<name>_common_upreg_motifs.png`
   / `_common_downreg_motifs.png` (logos);
-- cell-specific motifs: per cell, z-scored influence minus the largest (for activators) or
-  smallest (for repressors) z-score of the other cells: `<name>_cell_specific_motifs.tsv`,
-  `<name>_<cell>_upreg_motifs.png` / `_downreg_motifs.png`;
+- cell-specific motifs: per cell, among the motifs regulating it, z-scored influence minus the
+  largest (for activators) or smallest (for repressors) z-score of the other cells:
+  `<name>_cell_specific_motifs.tsv`, `<name>_<cell>_upreg_motifs.png` / `_downreg_motifs.png`;
 - with the published `ttest_results.csv` (measured dFE: mean expression of promoters with minus
   without the motif), Spearman correlations of influence and dFE and
   `<name>_motif_influence_vs_dFE.png` / `_include_unsig.png`. Those files (and
@@ -67,58 +74,93 @@ def fetch_published(common_dir: str, filename: str, allow_download: bool = True)
 # --- summaries -----------------------------------------------------------------------------------
 
 def motif_summary(effects: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
-    """Wide per-motif table from the long insertion summary: `<cell>_avg_pred`, `<cell>_q_value`."""
+    """Wide per-motif table from the long insertion summary.
+
+    Columns per cell: `<cell>_avg_pred` (mean effect), `<cell>_q_value` (raw one-sample q-value),
+    `<cell>_effect_vs_null` and `<cell>_q_value_vs_null` (against the motif's shuffles) and
+    `<cell>_regulation` ("up", "down" or "none": significant with the sign of the effect, as
+    the insertion analysis decided it). Results written before the shuffled-motif null existed
+    have no null columns: regulation then follows the raw q-value (< 0.05) and the effect's sign,
+    with a notice.
+    """
     required = {"motif", "cell", "mean_effect", "q_value"}
     missing = sorted(required - set(effects.columns))
     if missing:
         raise InputError(f"motif insertion results lack column(s) {', '.join(missing)}")
+    effects = effects.copy()
+    if "regulation" not in effects:
+        print("notice: these motif insertion results have no shuffled-motif null (written by an earlier version); "
+              "up/down calls use the raw q-value, which marks nearly every motif significant: rerun "
+              "perform_motif_insertion_analysis.py with --overwrite")
+        significant = effects["significant"] if "significant" in effects else effects["q_value"] < Q_THRESHOLD
+        effects["regulation"] = np.where(significant & (effects["mean_effect"] > 0), "up",
+                                         np.where(significant & (effects["mean_effect"] < 0), "down", "none"))
+    for column in ("effect_vs_null", "q_value_vs_null"):
+        if column not in effects:
+            effects[column] = np.nan
     cells = list(dict.fromkeys(effects["cell"]))
-    wide = effects.pivot(index="motif", columns="cell", values="mean_effect")[cells].add_suffix("_avg_pred")
-    q = effects.pivot(index="motif", columns="cell", values="q_value")[cells].add_suffix("_q_value")
+    parts = [effects.pivot(index="motif", columns="cell", values=value)[cells].add_suffix(suffix)
+             for value, suffix in (("mean_effect", "_avg_pred"), ("q_value", "_q_value"),
+                                   ("effect_vs_null", "_effect_vs_null"), ("q_value_vs_null", "_q_value_vs_null"),
+                                   ("regulation", "_regulation"))]
     labels = effects.drop_duplicates("motif").set_index("motif")
     order = list(dict.fromkeys(effects["motif"]))
-    table = pd.concat([labels[["label"]] if "label" in labels else pd.DataFrame(index=labels.index), wide, q], axis=1)
+    table = pd.concat([labels[["label"]] if "label" in labels else pd.DataFrame(index=labels.index), *parts], axis=1)
     table = table.loc[order].reset_index().rename(columns={"index": "motif"})
     if "label" not in table:
         table.insert(1, "label", table["motif"])
     return table, cells
 
 
+def qualifying(summary: pd.DataFrame, cell: str, direction: str) -> pd.Series:
+    """Motifs that regulate a cell in a direction: significant there, with that sign (bool per row)."""
+    return summary[f"{cell}_regulation"] == direction
+
+
 def ranked(summary: pd.DataFrame, cell: str, n: int, direction: str) -> list[str]:
-    """Names of the `n` motifs with the largest (up) or smallest (down) influence in a cell."""
+    """Names of the (at most) `n` motifs with the largest (up) or smallest (down) influence in a
+    cell among those that regulate it in that direction (`qualifying`)."""
     column = f"{cell}_avg_pred"
-    order = summary.sort_values(column, ascending=direction != "up", kind="stable")
+    order = summary[qualifying(summary, cell, direction)].sort_values(column, ascending=direction != "up",
+                                                                       kind="stable")
     return order["motif"].head(n).tolist()
 
 
 def common_motifs(summary: pd.DataFrame, cells: list[str], top: dict[str, dict[str, list[str]]],
                   direction: str) -> list[str]:
     """Motifs in every cell's top-n (up) or bottom-n (down) list (`top[cell][direction]`, from
-    `ranked`), strongest mean influence first."""
+    `ranked`: significant with that sign in every cell), strongest mean influence first."""
     sets = [set(top[cell][direction]) for cell in cells]
     common = set.intersection(*sets) if sets else set()
     strength = summary.set_index("motif")[[f"{c}_avg_pred" for c in cells]].mean(axis=1)
-    return sorted(common, key=lambda m: strength[m], reverse=direction == "up")
+    return sorted(common, key=lambda m: (strength[m], m), reverse=direction == "up")
 
 
 def cell_specific(summary: pd.DataFrame, cells: list[str], n: int) -> pd.DataFrame:
     """Per cell and direction, the top-n motifs by z-scored influence minus the extreme z-score of
-    the other cells (max for activators, min for repressors), as published."""
+    the other cells (max for activators, min for repressors), as published, among the motifs
+    that regulate the cell in that direction (significant, with that sign)."""
     z = pd.DataFrame({cell: scipy.stats.zscore(summary[f"{cell}_avg_pred"].to_numpy(dtype=float))
                       for cell in cells}, index=summary.index)
     rows = []
     for cell in cells:
         others = [c for c in cells if c != cell]
         value = summary[f"{cell}_avg_pred"]
-        for direction, keep, other, ascending in (("up", value > 0, z[others].max(axis=1), False),
-                                                  ("down", value < 0, z[others].min(axis=1), True)):
+        for direction, other, ascending in (("up", z[others].max(axis=1), False),
+                                            ("down", z[others].min(axis=1), True)):
+            keep = qualifying(summary, cell, direction).to_numpy()
             part = pd.DataFrame({"cell": cell, "direction": direction, "motif": summary["motif"],
-                                 "label": summary["label"], "avg_pred": value, "zscore": z[cell],
+                                 "label": summary["label"], "avg_pred": value,
+                                 "effect_vs_null": summary[f"{cell}_effect_vs_null"],
+                                 "q_value_vs_null": summary[f"{cell}_q_value_vs_null"], "zscore": z[cell],
                                  "other_cells_zscore": other, "diff_zscore": z[cell] - other})[keep]
             part = part.sort_values("diff_zscore", ascending=ascending, kind="stable").head(n)
             part.insert(2, "rank", np.arange(1, len(part) + 1))
-            rows.append(part)
-    return pd.concat(rows, ignore_index=True) if rows else pd.DataFrame()
+            if len(part):
+                rows.append(part)
+    columns = ["cell", "direction", "rank", "motif", "label", "avg_pred", "effect_vs_null", "q_value_vs_null",
+               "zscore", "other_cells_zscore", "diff_zscore"]
+    return pd.concat(rows, ignore_index=True) if rows else pd.DataFrame(columns=columns)
 
 
 def without_motif_effects(per_sequence: pd.DataFrame, sequences: pd.DataFrame, occurrences: pd.DataFrame,
@@ -224,6 +266,8 @@ def _logos(names: list[str], summary: pd.DataFrame, pwms: dict[str, np.ndarray],
     labels = summary.set_index("motif")["label"]
     names = [n for n in names if n in pwms]
     if not names:
+        if os.path.exists(path):  # a figure of an earlier run would show motifs no longer listed
+            os.remove(path)
         return None
     return plots.logo_grid([pwms[n] for n in names], [str(labels.get(n, n)) for n in names], path, title, dpi)
 
@@ -292,11 +336,15 @@ def summarise_attended(run: RunConfig, options: AttendedOptions) -> dict:
 
     top = {}
     labels = summary.set_index("motif")["label"]
+    print("up-/down-regulating: significant (q vs shuffled motifs) with a positive/negative effect")
     for cell in cells:
         top[cell] = {d: ranked(summary, cell, n, d) for d in ("up", "down")}
         print(cell)
-        print(f"  Top {n} up-regulating motifs: {', '.join(str(labels[m]) for m in top[cell]['up'])}")
-        print(f"  Top {n} down-regulating motifs: {', '.join(str(labels[m]) for m in top[cell]['down'])}")
+        for direction in ("up", "down"):
+            names = top[cell][direction]
+            total = int(qualifying(summary, cell, direction).sum())
+            print(f"  Top {len(names)} of {total} {direction}-regulating motifs: "
+                  f"{', '.join(str(labels[m]) for m in names) if names else 'none'}")
     outputs["top"] = top
 
     ttest_path = fetch_published(common_dir, "ttest_results.csv", allow)
@@ -324,15 +372,19 @@ def summarise_attended(run: RunConfig, options: AttendedOptions) -> dict:
         save_table(specific, specific_path)
         outputs["cell_specific_path"] = specific_path
         outputs["cell_specific"] = specific
-        for (cell, direction), part in specific.groupby(["cell", "direction"], sort=False):
-            word = "upreg" if direction == "up" else "downreg"
-            print(f"Top {'up' if direction == 'up' else 'down'}-regulating motifs specific to {cell}")
-            print(part[["rank", "label", "avg_pred", "zscore", "other_cells_zscore", "diff_zscore"]]
-                  .to_string(index=False))
-            outputs[f"{cell}_{word}_logos"] = _logos(part["motif"].tolist()[:limit], summary, pwms,
-                                                     f"{prefix}_{cell}_{word}_motifs.png",
-                                                     f"{cell}: {word[:-3]}-regulating motifs specific to the cell",
-                                                     options.logo_dpi)
+        for cell in cells:
+            for direction, word in (("up", "upreg"), ("down", "downreg")):
+                part = specific[(specific["cell"] == cell) & (specific["direction"] == direction)]
+                if part.empty:
+                    print(f"Top {direction}-regulating motifs specific to {cell}: none")
+                else:
+                    print(f"Top {direction}-regulating motifs specific to {cell}")
+                    print(part[["rank", "label", "avg_pred", "effect_vs_null", "q_value_vs_null", "zscore",
+                                "other_cells_zscore", "diff_zscore"]].to_string(index=False))
+                outputs[f"{cell}_{word}_logos"] = _logos(part["motif"].tolist()[:limit], summary, pwms,
+                                                         f"{prefix}_{cell}_{word}_motifs.png",
+                                                         f"{cell}: {word[:-3]}-regulating motifs specific to the cell",
+                                                         options.logo_dpi)
     else:
         print("notice: one output cell only; cell-specific motifs need at least two")
     print(f"summary: {summary_path}")

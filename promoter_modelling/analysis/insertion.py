@@ -4,9 +4,15 @@ For every motif of a MEME file, `n` instances sampled from its matrix overwrite 
 of every background promoter (starts uniform in [0, L - width), forward strand, overlaps
 allowed, length kept: the published procedure). Every seed's model predicts the promoters with
 and without the insertions; the per-promoter effect is the seed-averaged difference per cell.
-Per motif and cell the mean effect is tested against zero over promoters (one-sample t-test on
-the paired differences, Benjamini-Hochberg across motifs within each cell), and motifs are
-ranked per cell (rank_up: strongest increase first; rank_down: strongest decrease first).
+
+Significance: a model reacts to almost any insertion, so a test of the mean effect against zero
+over thousands of promoters calls nearly every motif significant (kept as `p_value`/`q_value`).
+Each motif therefore gets a null of its own: `num_null_shuffles` position-shuffled versions of
+it (its sampled instances with their positions permuted, written at the same places), predicted
+like the motif. The motif's mean effect is tested against its shuffles' mean effects (`null_test`,
+a t-test with shuffles - 1 degrees of freedom), Benjamini-Hochberg across motifs within each
+cell (`q_value_vs_null`, which decides `significant`). Motifs are ranked per cell by their raw
+mean effect (rank_up: strongest increase first; rank_down: strongest decrease first).
 
 Outputs under `<root_dir>/motif_insertion_analysis/`, prefixed by the run name:
 `_motif_effects.tsv` (one row per motif and cell), `_per_sequence_effects.parquet` (one row per
@@ -46,6 +52,8 @@ if TYPE_CHECKING:
 ANALYSIS_DIR = "motif_insertion_analysis"
 SPLITS = ("all", "train", "val", "test")
 BACKGROUNDS = ("sequences", "dinucleotide_shuffled")
+# How the null is built and tested (part of the stored parameters: a new null recomputes results).
+NULL_MODEL = "position_shuffled_motif_instances;t_vs_shuffles"
 
 
 # --- insertion -----------------------------------------------------------------------------------
@@ -58,6 +66,13 @@ def insert_motif(codes: np.ndarray, pwm: np.ndarray, n_insertions: int,
     Starts are uniform in [0, L - width) (exclusive bound, as published); copies are written in
     order, so a later copy overwrites an earlier one where they overlap. Vectorised over rows.
     """
+    codes, starts, instances = _draw_insertions(codes, pwm, n_insertions, rng)
+    return write_instances(codes, starts, instances), starts, instances
+
+
+def _draw_insertions(codes: np.ndarray, pwm: np.ndarray, n_insertions: int,
+                     rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Checked codes, starts (N, n) and sampled instances (N, n, width) of one motif's insertions."""
     codes = np.asarray(codes, dtype=np.uint8)
     if codes.ndim != 2:
         raise InputError(f"background codes must be (sequences, length), got shape {codes.shape}")
@@ -67,12 +82,60 @@ def insert_motif(codes: np.ndarray, pwm: np.ndarray, n_insertions: int,
         raise InputError(f"a motif of width {width} does not fit into {length}-bp sequences")
     starts = rng.integers(0, length - width, size=(n, n_insertions))
     instances = sample_instances(pwm, n * n_insertions, rng).reshape(n, n_insertions, width)
-    out = codes.copy()
-    rows = np.arange(n)[:, None]
-    offsets = np.arange(width)
-    for j in range(n_insertions):  # n is small (10); every step is vectorised over all sequences
-        out[rows, starts[:, j, None] + offsets] = instances[:, j]
-    return out, starts, instances
+    return codes, starts, instances
+
+
+def write_instances(codes: np.ndarray, starts: np.ndarray, instances: np.ndarray) -> np.ndarray:
+    """A copy of uint8 codes (N, L) with instances (..., N, n, width) written at starts (N, n),
+    copy after copy (a later copy overwrites an earlier one where they overlap); leading
+    dimensions of `instances` give as many modified copies of the codes (..., N, L)."""
+    instances = np.asarray(instances, dtype=np.uint8)
+    out = np.broadcast_to(np.asarray(codes, dtype=np.uint8), instances.shape[:-2] + codes.shape[-1:]).copy()
+    rows = np.arange(codes.shape[0])[:, None]
+    columns = starts[:, :, None] + np.arange(instances.shape[-1])  # (N, n, width)
+    for j in range(starts.shape[1]):  # n is small (10); every step is vectorised over all sequences
+        out[..., rows, columns[:, j]] = instances[..., j, :]
+    return out
+
+
+def null_permutations(pwm: np.ndarray, k: int, rng: np.random.Generator, tries: int = 20) -> np.ndarray:
+    """`k` permutations of a (width, 4) matrix's positions (k, width), the shuffled motifs of the
+    null. A permutation that leaves the matrix unchanged is redrawn (up to `tries` times; a matrix
+    whose positions are all alike stays itself, and its effect then equals its null's)."""
+    pwm = np.asarray(pwm)
+    width = pwm.shape[0]
+    out = np.empty((k, width), dtype=np.int64)
+    for i in range(k):
+        for _ in range(tries):
+            perm = rng.permutation(width)
+            if not np.array_equal(pwm[perm], pwm):
+                break
+        out[i] = perm
+    return out
+
+
+def null_rng(seed: int, name: str) -> np.random.Generator:
+    """Random stream of a motif's shuffles (seed and motif name only; shuffle k is the same
+    whatever the number of shuffles drawn after it)."""
+    return np.random.default_rng([seed, zlib.crc32(name.encode("utf-8")), 1])
+
+
+def insert_with_null(codes: np.ndarray, pwm: np.ndarray, name: str, n_insertions: int, seed: int,
+                     num_null_shuffles: int) -> np.ndarray:
+    """The promoters with a motif inserted, followed by the same promoters with each of its
+    position-shuffled versions inserted: uint8 codes ((1 + num_null_shuffles) * N, L).
+
+    A shuffle's instances are the motif's own sampled instances with their positions permuted
+    (one permutation per shuffle, `null_permutations`), written at the same starts: a sample of
+    the shuffled matrix with the same copies, places and base composition as the real motif.
+    The motif's own insertions are those of `insert_motif` with `motif_rng(seed, name)`.
+    """
+    codes, starts, instances = _draw_insertions(codes, pwm, n_insertions, motif_rng(seed, name))
+    if num_null_shuffles:
+        perms = null_permutations(pwm, num_null_shuffles, null_rng(seed, name))  # (R, width)
+        shuffled = np.moveaxis(instances[:, :, perms], 2, 0)  # (R, N, n, width)
+        instances = np.concatenate([instances[None], shuffled])
+    return write_instances(codes, starts, instances).reshape(-1, codes.shape[1])
 
 
 def motif_rng(seed: int, name: str) -> np.random.Generator:
@@ -95,24 +158,33 @@ def predict_seeds(models: list, codes: np.ndarray, head: str, batch_size: int, d
 @dataclass
 class InsertionResult:
     """Raw results: baseline (seeds, N, K) predictions, seed-averaged per-promoter effects
-    (motifs, N, K) and each seed's mean effect (motifs, seeds, K)."""
+    (motifs, N, K), each seed's mean effect (motifs, seeds, K) and, when a null was computed,
+    the seed- and shuffle-averaged per-promoter effects of the shuffled motifs (motifs, N, K) and
+    each seed's and shuffle's mean effect (motifs, seeds, shuffles, K)."""
 
     motifs: list[Motif]
     cells: list[str]
     baseline: np.ndarray
     effects: np.ndarray
     seed_mean_effects: np.ndarray
+    null_effects: np.ndarray | None = None
+    null_seed_mean_effects: np.ndarray | None = None
+
+    @property
+    def num_null_shuffles(self) -> int:
+        return 0 if self.null_seed_mean_effects is None else int(self.null_seed_mean_effects.shape[2])
 
 
 def run_insertion(models: list, codes: np.ndarray, motifs: list[Motif], head: str, n_insertions: int = 10,
                   seed: int = 97, batch_size: int = 2048, device=None,
                   transform: Callable[[np.ndarray], np.ndarray] | None = None,
-                  progress: bool = False) -> InsertionResult:
-    """Insert every motif into every background promoter and predict with every model.
+                  progress: bool = False, num_null_shuffles: int = 5) -> InsertionResult:
+    """Insert every motif, and `num_null_shuffles` position-shuffled versions of it, into every
+    background promoter and predict with every model.
 
-    The baseline is predicted once per promoter and model; each motif costs one pass of every
-    model over the promoters (motifs are pooled into one pass when the promoters fill less than
-    a batch).
+    The baseline is predicted once per promoter and model; each motif costs 1 + num_null_shuffles
+    passes of every model over the promoters (motifs are pooled into one pass when the promoters
+    fill less than a batch).
 
     Parameters
     ----------
@@ -121,51 +193,63 @@ def run_insertion(models: list, codes: np.ndarray, motifs: list[Motif], head: st
     motifs : the motifs inserted (`analysis.motifs.read_motifs`).
     head : the head whose outputs are compared.
     n_insertions : copies of a motif written into each promoter.
-    seed : seed of the insertions (each motif has its own stream, `motif_rng`).
+    seed : seed of the insertions (each motif has its own streams, `motif_rng` and `null_rng`).
     batch_size : sequences per model pass.
     device : torch device (None: GPU when present).
     transform : codes -> model inputs (`input_transform`; None for one-hot models).
     progress : show a progress bar over motifs.
+    num_null_shuffles : shuffled versions of each motif inserted as its null (`insert_with_null`;
+        0: no null).
 
     Returns
     -------
     InsertionResult with the baseline predictions (seeds, N, K), the seed-averaged per-promoter
-    effects (motifs, N, K) and each seed's mean effect (motifs, seeds, K).
+    effects (motifs, N, K), each seed's mean effect (motifs, seeds, K) and the null's effects.
     """
     if not models:
         raise InputError("motif insertion needs at least one trained model")
     if not motifs:
         raise InputError("motif insertion needs at least one motif")
+    if num_null_shuffles < 0 or num_null_shuffles == 1:
+        raise InputError(f"the number of null shuffles must be 0 (no null) or at least 2, got {num_null_shuffles}")
     codes = np.ascontiguousarray(codes, dtype=np.uint8)
     baseline = predict_seeds(models, codes, head, batch_size, device, transform)  # (S, N, K)
     seeds, n, k = baseline.shape
+    variants = 1 + num_null_shuffles  # the motif and its shuffles
     effects = np.empty((len(motifs), n, k), dtype=np.float32)
     seed_means = np.empty((len(motifs), seeds, k), dtype=np.float64)
+    null_effects = np.empty((len(motifs), n, k), dtype=np.float32) if num_null_shuffles else None
+    null_means = np.empty((len(motifs), seeds, num_null_shuffles, k), dtype=np.float64) if num_null_shuffles else None
     iterator = motifs
     if progress:
         from tqdm.auto import tqdm
 
         iterator = tqdm(motifs, desc="motifs", unit="motif")
     # Few promoters: several motifs share one model pass, so batches stay full (GPU efficiency).
-    per_pass = max(1, batch_size // max(n, 1))
+    per_pass = max(1, batch_size // max(n * variants, 1))
     pending: list[tuple[int, np.ndarray]] = []
 
     def flush() -> None:
         stacked = np.concatenate([codes_ for _, codes_ in pending])
         predictions = predict_seeds(models, stacked, head, batch_size, device, transform)
+        size = n * variants
         for j, (index, _) in enumerate(pending):
-            diff = predictions[:, j * n:(j + 1) * n] - baseline
-            effects[index] = diff.mean(axis=0)
-            seed_means[index] = diff.mean(axis=1)
+            diff = predictions[:, j * size:(j + 1) * size].reshape(seeds, variants, n, k) - baseline[:, None]
+            effects[index] = diff[:, 0].mean(axis=0)
+            seed_means[index] = diff[:, 0].mean(axis=1)
+            if num_null_shuffles:
+                null_effects[index] = diff[:, 1:].mean(axis=(0, 1))
+                null_means[index] = diff[:, 1:].mean(axis=2)
         pending.clear()
 
     for i, motif in enumerate(iterator):
-        pending.append((i, insert_motif(codes, motif.pwm, n_insertions, motif_rng(seed, motif.name))[0]))
+        pending.append((i, insert_with_null(codes, motif.pwm, motif.name, n_insertions, seed, num_null_shuffles)))
         if len(pending) == per_pass:
             flush()
     if pending:
         flush()
-    return InsertionResult(list(motifs), _output_names(models[0], head, k), baseline, effects, seed_means)
+    return InsertionResult(list(motifs), _output_names(models[0], head, k), baseline, effects, seed_means,
+                           null_effects, null_means)
 
 
 def _output_names(model, head: str, k: int) -> list[str]:
@@ -177,11 +261,57 @@ def _output_names(model, head: str, k: int) -> list[str]:
 
 # --- statistics ----------------------------------------------------------------------------------
 
+def null_test(mean: np.ndarray, shuffle_means: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Is a motif's mean effect a draw from the effects of its shuffles?
+
+    `mean` (M, K): the motif's mean effect per cell; `shuffle_means` (M, R, K): each of its R
+    shuffles' mean effect (over the same promoters, positions and copies). Under the null the
+    motif is one more shuffle of itself, exchangeable with them, so
+    t = (mean - mean of shuffles) / (sd of shuffles * sqrt(1 + 1/R)) has a t distribution with
+    R - 1 degrees of freedom (the two-sided test of a new observation against a normal sample).
+    The spread that matters is the one between motifs of the same composition, not between
+    promoters: with thousands of promoters any two motifs differ "significantly" per promoter.
+
+    Returns (null effect (M, K), sd of the shuffles (M, K), t (M, K), two-sided p (M, K)); p is
+    NaN with fewer than 2 shuffles, 1 where the motif and all its shuffles have the same effect.
+    """
+    mean = np.asarray(mean, dtype=np.float64)
+    shuffle_means = np.asarray(shuffle_means, dtype=np.float64)
+    r = shuffle_means.shape[1]
+    null = shuffle_means.mean(axis=1)
+    if r < 2:
+        nan = np.full(mean.shape, np.nan)
+        return null, nan, nan.copy(), nan.copy()
+    sd = shuffle_means.std(axis=1, ddof=1)
+    # effects are float32 per promoter: differences below their resolution are no evidence
+    floor = 1e-6 * (np.abs(mean) + np.abs(null))
+    scale = np.maximum(sd, floor) * np.sqrt(1.0 + 1.0 / r)
+    diff = mean - null
+    with np.errstate(divide="ignore", invalid="ignore"):
+        t = np.where(scale > 0, diff / np.where(scale > 0, scale, 1.0), np.where(diff == 0, 0.0, np.sign(diff) * np.inf))
+    p = 2.0 * scipy.stats.t.sf(np.abs(t), df=r - 1)
+    return null, sd, t, p
+
+
 def summarise(result: InsertionResult, alpha: float = 0.05) -> pd.DataFrame:
-    """One row per motif and cell: mean/median/std/sem of the per-promoter effect, one-sample
-    t-test against 0, BH q-value across motifs (per cell), significance and ranks."""
+    """One row per motif and cell.
+
+    Raw effect: mean/median/std/sem of the per-promoter effect, its one-sample t-test against 0
+    and BH q-value (per cell) - kept for reference; with many promoters it calls nearly every
+    motif significant, as the model reacts to any insertion. Null-corrected effect (when the
+    result has shuffles): `null_effect` (mean effect of the motif's position-shuffled versions),
+    `effect_vs_null` (mean_effect - null_effect), its t-test against the shuffles (`null_test`)
+    and BH q-value per cell (`q_value_vs_null`). `significant` is q_value_vs_null < alpha (the
+    raw q-value only for results without a null); `regulation` is "up" / "down" for significant
+    motifs whose raw and null-corrected effects are both positive / negative, else "none".
+    Ranks (`rank_up`, `rank_down`) order the raw mean effect, as published. Across seeds:
+    `std_effect_across_seeds` (of the per-seed mean effects; NaN with one seed) and
+    `seeds_same_sign` (seeds whose null-corrected effect, or raw effect without a null, has the
+    sign of the seed-averaged one).
+    """
     effects = result.effects.astype(np.float64)
     m, n, k = effects.shape
+    seeds = result.seed_mean_effects.shape[1]
     mean = effects.mean(axis=1)
     std = effects.std(axis=1, ddof=1) if n > 1 else np.full((m, k), np.nan)
     sem = std / np.sqrt(n)
@@ -193,6 +323,23 @@ def summarise(result: InsertionResult, alpha: float = 0.05) -> pd.DataFrame:
     q_value = scipy.stats.false_discovery_control(p_value, axis=0) if m > 0 else p_value
     rank_up = scipy.stats.rankdata(-mean, axis=0, method="min").astype(int)
     rank_down = scipy.stats.rankdata(mean, axis=0, method="min").astype(int)
+    seed_means = np.asarray(result.seed_mean_effects, dtype=np.float64)  # (M, S, K)
+    shuffles = result.num_null_shuffles
+    if shuffles:
+        null_seed = np.asarray(result.null_seed_mean_effects, dtype=np.float64)  # (M, S, R, K)
+        null_effect, null_sd, t_null, p_null = null_test(mean, null_seed.mean(axis=1))
+        p_null = np.where(np.isfinite(p_null), p_null, 1.0)
+        q_null = scipy.stats.false_discovery_control(p_null, axis=0) if m > 0 else p_null
+        vs_null = mean - null_effect
+        seed_vs_null = seed_means - null_seed.mean(axis=2)
+        consistent = np.sign(seed_vs_null) == np.sign(vs_null)[:, None]
+    else:
+        null_effect = null_sd = t_null = p_null = q_null = vs_null = np.full((m, k), np.nan)
+        consistent = np.sign(seed_means) == np.sign(mean)[:, None]
+    significant = (q_null < alpha) if shuffles else (q_value < alpha)
+    signed = mean if not shuffles else np.where(np.sign(mean) == np.sign(vs_null), vs_null, 0.0)
+    regulation = np.where(significant & (signed > 0), "up", np.where(significant & (signed < 0), "down", "none"))
+    spread = seed_means.std(axis=1, ddof=1) if seeds > 1 else np.full((m, k), np.nan)
     frame = pd.DataFrame({
         "motif": np.repeat([mo.name for mo in result.motifs], k),
         "alt_name": np.repeat([mo.alt_name for mo in result.motifs], k),
@@ -200,6 +347,7 @@ def summarise(result: InsertionResult, alpha: float = 0.05) -> pd.DataFrame:
         "width": np.repeat([mo.width for mo in result.motifs], k),
         "cell": np.tile(result.cells, m),
         "n_sequences": n,
+        "num_seeds": seeds,
         "mean_effect": mean.ravel(),
         "median_effect": np.median(effects, axis=1).ravel(),
         "std_effect": std.ravel(),
@@ -207,13 +355,23 @@ def summarise(result: InsertionResult, alpha: float = 0.05) -> pd.DataFrame:
         "t_statistic": t_stat.ravel(),
         "p_value": p_value.ravel(),
         "q_value": q_value.ravel(),
+        "num_null_shuffles": shuffles,
+        "null_effect": null_effect.ravel(),
+        "null_effect_std": null_sd.ravel(),
+        "effect_vs_null": vs_null.ravel(),
+        "t_statistic_vs_null": t_null.ravel(),
+        "p_value_vs_null": p_null.ravel(),
+        "q_value_vs_null": q_null.ravel(),
+        "significant": significant.ravel(),
+        "regulation": regulation.ravel(),
     })
-    frame["significant"] = frame["q_value"] < alpha
     frame["direction"] = np.where(frame["mean_effect"] >= 0, "up", "down")
     frame["rank_up"] = rank_up.ravel()
     frame["rank_down"] = rank_down.ravel()
-    for s in range(result.seed_mean_effects.shape[1]):
-        frame[f"mean_effect_seed_{s}"] = result.seed_mean_effects[:, s, :].ravel()
+    frame["std_effect_across_seeds"] = spread.ravel()
+    frame["seeds_same_sign"] = consistent.sum(axis=1).ravel()
+    for s in range(seeds):
+        frame[f"mean_effect_seed_{s}"] = seed_means[:, s, :].ravel()
     return frame.sort_values(["cell", "rank_up"], kind="stable").reset_index(drop=True)
 
 
@@ -353,7 +511,10 @@ class InsertionOptions:
     max_sequences : analyse a random subset of this many promoters (None: all of them).
     background : "sequences" (the promoters themselves, published) or "dinucleotide_shuffled".
     head : head analysed (None: the fluorescence head).
-    alpha : q-value threshold for significance.
+    alpha : q-value threshold for significance (of the null-corrected effect).
+    num_null_shuffles : position-shuffled versions of each motif inserted as its null (0: no null,
+        significance from the raw one-sample test; otherwise at least 2). Each costs one more
+        model pass per motif.
     top_n : motifs printed and drawn per cell and direction (>= 1).
     per_sequence_output : format of the per-promoter effects table: parquet, tsv or none.
     no_plots : skip the figures.
@@ -370,6 +531,7 @@ class InsertionOptions:
     background: str = "sequences"
     head: str | None = None
     alpha: float = 0.05
+    num_null_shuffles: int = 5
     top_n: int = 10
     per_sequence_output: str = "parquet"
     no_plots: bool = False
@@ -389,6 +551,8 @@ class InsertionOptions:
             raise InputError(f"--background {self.background!r}: expected one of {', '.join(BACKGROUNDS)}")
         if not 0 < self.alpha <= 1:
             raise InputError(f"--alpha must be in (0, 1], got {self.alpha}")
+        if self.num_null_shuffles < 0 or self.num_null_shuffles == 1:
+            raise InputError(f"--num_null_shuffles must be 0 (no null) or at least 2, got {self.num_null_shuffles}")
         if self.top_n < 1:
             raise InputError(f"--top_n must be at least 1, got {self.top_n}")
         if self.per_sequence_output not in PER_SEQUENCE_FORMATS:
@@ -419,6 +583,7 @@ def parameters(options: InsertionOptions, meme_file: str, checkpoints: list[str]
               "num_motif_insertions_per_sequence": options.num_motif_insertions_per_sequence,
               "insertion_seed": options.insertion_seed, "sequences_split": options.sequences_split,
               "max_sequences": options.max_sequences, "background": options.background, "head": head,
+              "num_null_shuffles": options.num_null_shuffles, "null": NULL_MODEL,
               "checkpoints": [os.path.abspath(c) for c in checkpoints]}
     overrides = {} if run is None else {k: v for k, v in (("motif_meme_file", run.data.motif_meme_file),
                                                           ("dnabert_path", run.data.dnabert_path)) if v}
@@ -476,14 +641,15 @@ def write_plots(summary: pd.DataFrame, motifs: list[Motif], prefix: str, title: 
     significant = effects_table(summary, "significant").loc[strongest].astype(bool)
     labels = summary.drop_duplicates("motif").set_index("motif")["label"]
     shown = wide.loc[strongest].rename(index=labels)
+    heading = f"{title}\nmean predicted change on insertion ('*': significant vs shuffled motifs)"
     out = {"heatmap": plots.effect_heatmap(shown, significant.rename(index=labels), f"{prefix}_effects_heatmap.png",
-                                           f"{title}\nmean predicted change on insertion ('*': significant)"),
+                                           heading),
            "bars": plots.top_motif_bars(summary, cells, f"{prefix}_top_motifs.png", top=top)}
     by_name = {m.name: m for m in motifs}
     for cell in cells:
         chosen = top_motifs(summary, cell, min(top, 10), "up")
         chosen = chosen[chosen["mean_effect"] > 0]
-        titles = [f"{row.label}  ({row.mean_effect:+.3g}, q={row.q_value:.2g})" for row in chosen.itertuples()]
+        titles = [f"{row.label}  ({row.mean_effect:+.3g}, q={_decisive_q(row):.2g})" for row in chosen.itertuples()]
         path = plots.logo_grid([by_name[name].pwm for name in chosen["motif"]], titles,
                                f"{prefix}_{cell}_top_motif_logos.png", f"{cell}: motifs that raise expression most")
         if path:
@@ -491,18 +657,28 @@ def write_plots(summary: pd.DataFrame, motifs: list[Motif], prefix: str, title: 
     return out
 
 
+def _decisive_q(row) -> float:
+    """The q-value `significant` was decided on: vs the null when there is one, else the raw one."""
+    q = getattr(row, "q_value_vs_null", np.nan)
+    return float(q) if pd.notna(q) else float(row.q_value)
+
+
 def print_top(summary: pd.DataFrame, n: int = 10) -> None:
-    """Print each cell's strongest activating and repressing motifs (rank, effect, q-value)."""
+    """Print each cell's strongest activating and repressing motifs (rank, effect, effect vs the
+    shuffled-motif null, the q-value significance is decided on)."""
+    with_null = "effect_vs_null" in summary and summary["effect_vs_null"].notna().any()
     for cell in dict.fromkeys(summary["cell"]):
         for direction, word in (("up", "raise"), ("down", "lower")):
             rows = top_motifs(summary, cell, n, direction)
             rows = rows[rows["mean_effect"] > 0] if direction == "up" else rows[rows["mean_effect"] < 0]
-            print(f"{cell}: {len(rows)} motif(s) that {word} expression most ('*' significant)")
+            print(f"{cell}: {len(rows)} motif(s) that {word} expression most ('*' significant"
+                  f"{' vs shuffled motifs' if with_null else ''})")
             for row in rows.itertuples():
                 flag = "*" if row.significant else " "
                 rank = row.rank_up if direction == "up" else row.rank_down
+                vs = f"vs null {row.effect_vs_null:+.4f}  " if with_null else ""
                 print(f"  {rank:4d}. {row.label:32.32s} effect {row.mean_effect:+.4f} +- {row.sem_effect:.4f}  "
-                      f"q={row.q_value:.2e} {flag}")
+                      f"{vs}q={_decisive_q(row):.2e} {flag}")
 
 
 def perform_analysis(run: RunConfig, options: InsertionOptions) -> dict:
@@ -568,9 +744,11 @@ def perform_analysis(run: RunConfig, options: InsertionOptions) -> dict:
     table, codes = background_sequences(table, codes, options.sequences_split, options.max_sequences,
                                         options.background, options.insertion_seed)
     print(f"inserting {len(motifs)} motifs x {options.num_motif_insertions_per_sequence} copies into "
-          f"{len(codes)} promoters; {len(models)} model(s), head {head}, device {device}")
+          f"{len(codes)} promoters, each motif with {options.num_null_shuffles} position-shuffled versions as its "
+          f"null; {len(models)} model(s), head {head}, device {device}")
     result = run_insertion(models, codes, motifs, head, options.num_motif_insertions_per_sequence,
-                           options.insertion_seed, options.batch_size, device, transform, progress=True)
+                           options.insertion_seed, options.batch_size, device, transform, progress=True,
+                           num_null_shuffles=options.num_null_shuffles)
     summary = summarise(result, options.alpha)
     save_table(summary, summary_path)
     sequences = table[["source_row", "sequence"] + [c for c in result.cells if c in table.columns]].copy()

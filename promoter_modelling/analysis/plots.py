@@ -106,18 +106,22 @@ def effect_heatmap(effects: pd.DataFrame, significant: pd.DataFrame | None, path
 
 
 def top_motif_bars(summary: pd.DataFrame, cells: list[str], path: str, top: int = 10, dpi: int = 150) -> str:
-    """Per cell, the `top` strongest positive and negative mean effects with standard errors."""
+    """Per cell, the `top` strongest positive and negative mean effects with standard errors;
+    motifs that are not significant (column `significant`, when present) are drawn pale."""
     fig, axes = plt.subplots(1, len(cells), figsize=(5.0 * len(cells), 0.5 + 0.3 * 2 * top), squeeze=False)
     for ax, cell in zip(axes[0], cells):
         rows = summary[summary["cell"] == cell].sort_values("mean_effect", ascending=False)
         chosen = pd.concat([rows.head(top), rows.tail(top)]).drop_duplicates("motif")
         chosen = chosen.sort_values("mean_effect")
         colours = np.where(chosen["mean_effect"] > 0, "#c0392b", "#2471a3")
+        if "significant" in chosen:
+            colours = np.where(chosen["significant"].astype(bool), colours,
+                               np.where(chosen["mean_effect"] > 0, "#e6b0aa", "#a9cce3"))
         ax.barh(range(len(chosen)), chosen["mean_effect"], xerr=chosen["sem_effect"], color=colours)
         ax.set_yticks(range(len(chosen)), chosen["label"], fontsize=7)
         ax.axvline(0, color="black", linewidth=0.8)
         ax.set_title(cell)
-        ax.set_xlabel("mean predicted change")
+        ax.set_xlabel("mean predicted change (pale: not significant)")
     fig.tight_layout()
     return save_figure(fig, path, dpi)
 

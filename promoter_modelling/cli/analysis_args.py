@@ -59,6 +59,8 @@ def insertion_parser() -> argparse.ArgumentParser:
       help="insert into the promoters themselves (published) or into dinucleotide-shuffled copies")
     p("--head", default=None, help="head analysed (default: the fluorescence head)")
     p("--alpha", type=float, default=0.05, help="q-value threshold for significance")
+    p("--num_null_shuffles", type=int, default=5,
+      help="position-shuffled versions of each motif inserted as its null (0: none; otherwise at least 2)")
     p("--top_n", type=int, default=10, help="motifs printed and drawn per cell and direction")
     p("--per_sequence_output", default="parquet", choices=PER_SEQUENCE_FORMATS,
       help="format of the per-promoter effects table")
@@ -75,6 +77,7 @@ def insertion_options(args: argparse.Namespace) -> InsertionOptions:
         meme_file=args.meme_file, num_motif_insertions_per_sequence=args.num_motif_insertions_per_sequence,
         insertion_seed=args.insertion_seed, sequences_split=args.sequences_split, max_sequences=args.max_sequences,
         background=args.background, head=args.head, alpha=args.alpha, top_n=args.top_n,
+        num_null_shuffles=args.num_null_shuffles,
         per_sequence_output=args.per_sequence_output, no_plots=args.no_plots, overwrite=args.overwrite,
         batch_size=args.batch_size, device=args.device)
 
