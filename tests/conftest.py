@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import os
+import re
 
 import pytest
+
+from promoter_modelling.errors import InputError
 
 if os.environ.get("PYTEST_XDIST_WORKER"):
     # two test processes on two cores: one compute thread each avoids oversubscription
@@ -51,3 +54,12 @@ def fluorescence_data_dir(tmp_path_factory) -> str:
     root = str(tmp_path_factory.mktemp("fluo_data"))
     generate(root, ["FluorescenceData"], seed=0, num_sequences=600)
     return root
+
+
+def raises(message: str, function, *args, **kwargs) -> None:
+    """Call `function` and check it raises InputError with exactly `message` ('...' matches any text)."""
+    with pytest.raises(InputError) as info:
+        function(*args, **kwargs)
+    pattern = ".*".join(re.escape(part) for part in message.split("..."))
+    assert re.fullmatch(pattern, str(info.value), flags=re.S), str(info.value)
+    assert "\n" not in str(info.value)

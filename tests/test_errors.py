@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import json
 import os
-import re
 
 import numpy as np
 import pandas as pd
 import pytest
 import torch
+from conftest import raises
 
 from promoter_modelling import cli
 from promoter_modelling.checkpoints import (
@@ -18,7 +18,6 @@ from promoter_modelling.checkpoints import (
     load_model,
     save_model_checkpoint,
 )
-from promoter_modelling.errors import InputError
 from promoter_modelling.lightning_module import MultiTaskModule
 from promoter_modelling.predict import PredictOptions, predict_sequences, read_sequences
 from promoter_modelling.tasks import fluorescence as fl
@@ -27,13 +26,6 @@ from promoter_modelling.tasks.registry import build_task
 FLUO = {"name": "Fluorescence", "output_names": ["JURKAT", "K562", "THP1"]}
 
 
-def raises(message: str, function, *args, **kwargs) -> None:
-    """Call `function` and check it raises InputError with exactly `message` ('...' matches any text)."""
-    with pytest.raises(InputError) as info:
-        function(*args, **kwargs)
-    pattern = ".*".join(re.escape(part) for part in message.split("..."))
-    assert re.fullmatch(pattern, str(info.value), flags=re.S), str(info.value)
-    assert "\n" not in str(info.value)
 
 
 @pytest.fixture(scope="module")

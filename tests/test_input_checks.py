@@ -17,10 +17,10 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from conftest import raises
 
 from promoter_modelling import cli, download, io_utils
 from promoter_modelling.checkpoints import AtomicCheckpointIO, save_model_checkpoint
-from promoter_modelling.errors import InputError
 from promoter_modelling.fixtures import fluorescence as fluorescence_fixture
 from promoter_modelling.fixtures import sharpr as sharpr_fixture
 from promoter_modelling.lightning_module import MultiTaskModule
@@ -34,13 +34,6 @@ FLUO = {"name": "Fluorescence", "output_names": ["JURKAT", "K562", "THP1"]}
 PRED = ["pred_JURKAT", "pred_K562", "pred_THP1"]
 
 
-def raises(message: str, function, *args, **kwargs) -> None:
-    """Call `function` and check it raises InputError with exactly `message` ('...' matches any text)."""
-    with pytest.raises(InputError) as info:
-        function(*args, **kwargs)
-    pattern = ".*".join(re.escape(part) for part in message.split("..."))
-    assert re.fullmatch(pattern, str(info.value), flags=re.S), str(info.value)
-    assert "\n" not in str(info.value)
 
 
 def cli_error(capsys, *argv: str) -> str:
