@@ -23,6 +23,7 @@ base, when the difference is odd, goes to the right end) instead of refusing the
 from __future__ import annotations
 
 import gzip
+import json
 import os
 import re
 import sys
@@ -38,7 +39,6 @@ from promoter_modelling import sequence as seqlib
 from promoter_modelling.errors import InputError
 from promoter_modelling.heads import GROUPED_MULTICLASS, HeadSpec, head_probabilities
 from promoter_modelling.io_utils import save_parquet, save_table
-from promoter_modelling.recipe import InputRecipe
 
 ID_COLUMNS = ("id", "name", "sequence_id", "seq_id")
 _INVALID = re.compile(r"[^ACGTNacgtn]")
@@ -311,15 +311,6 @@ def _expected_length(model, heads: list[str], sequence_length: int | None, path:
     return model.backbone.input_length
 
 
-def _recipe_key(recipe: InputRecipe) -> str:
-    """Recipes giving the same inputs share a key (ensemble members reuse one conversion)."""
-    if recipe.kind == "tokens":
-        return f"tokens:{recipe.kmer_vocab.digest}"
-    if recipe.kind == "motif_counts":
-        return f"motifs:{recipe.motifs.digest}:{sorted(recipe.motif_params.items())}"
-    return recipe.kind
-
-
 def predict_sequences(checkpoints: str | Sequence[str], sequences: Sequence[str] | SequenceRecords,
                       options: PredictOptions | None = None, ids: Sequence[str] | None = None) -> pd.DataFrame:
     """Predictions of one checkpoint, or the mean over several (a seed ensemble), per sequence.
@@ -387,7 +378,7 @@ def predict_sequences(checkpoints: str | Sequence[str], sequences: Sequence[str]
             if other is not None and length is not None and other != length:
                 raise InputError(f"{path}: trained on {other}-bp sequences but {paths[0]} on {length} bp")
         recipe = model.input_recipe.with_overrides(meme_file=options.meme_file, dnabert_path=options.dnabert_path)
-        key = _recipe_key(recipe)
+        key = json.dumps(recipe.identity(), sort_keys=True)  # ensemble members reading alike share inputs
         if key not in inputs_by_recipe:
             inputs_by_recipe[key] = recipe.model_inputs(fitted)
         inputs = inputs_by_recipe[key]

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import json
 import os
 import tempfile
 from collections.abc import Mapping, Sequence
@@ -101,6 +102,18 @@ class InputRecipe:
                 handle.write(self.meme_text)
             motifs = inputlib.read_motifs(path)
         return replace(motifs, path=self.meme_file or path)
+
+    def identity(self) -> dict:
+        """What makes two recipes give the same inputs (not where their files were): the kind, the
+        vocabulary or the MEME text (as digests) and the scan parameters. Resources are not read."""
+        out: dict = {"kind": self.kind}
+        if self.kind == "tokens":
+            out["vocab"] = (digest(json.dumps(dict(self.vocab), sort_keys=True)) if self.vocab
+                            else f"tokenizer:{self.tokenizer}")
+        if self.kind == "motif_counts":
+            out["motifs"] = digest(self.meme_text) if self.meme_text else None
+            out["motif_params"] = dict(self.motif_params)
+        return out
 
     def backbone_arguments(self) -> dict:
         """Backbone constructor arguments the inputs imply: {"num_motifs": n} for motif counts,

@@ -27,22 +27,16 @@ def _plain(value: object) -> object:
     return json.loads(json.dumps(value, sort_keys=True, default=str))
 
 
-def recipe_identity(recipe: InputRecipe) -> dict:
-    """What makes two recipes give the same inputs (not where their files were)."""
-    identity: dict = {"kind": recipe.kind}
-    if recipe.kind == "tokens":
-        identity["vocab"] = recipe.kmer_vocab.digest
-    if recipe.kind == "motif_counts":
-        identity["motifs"] = recipe.motifs.digest
-        identity["motif_params"] = dict(recipe.motif_params)
-    return identity
-
-
 def _file_digest(path: str) -> str | None:
     if not os.path.exists(path):
         return None
     with open(path, "rb") as handle:
         return hashlib.sha256(handle.read()).hexdigest()[:16]
+
+
+def recorded_task_options(tasks: list) -> dict:
+    """The options each task was built with, by task name (the input recipe, recorded on its own, left out)."""
+    return {t.task_name: {k: v for k, v in t.options.items() if not isinstance(v, InputRecipe)} for t in tasks}
 
 
 def run_settings(phase: Phase, config: RunConfig, seed: int, recipe: InputRecipe, tasks: list,
@@ -62,9 +56,8 @@ def run_settings(phase: Phase, config: RunConfig, seed: int, recipe: InputRecipe
         "pretrained_from": phase.init_from,
         "pretrained_settings": (_file_digest(runs.settings_path(root_dir, phase.init_from))
                                 if phase.init_from else None),
-        "inputs": recipe_identity(recipe),
-        "task_options": {t.task_name: {k: v for k, v in t.options.items() if not isinstance(v, InputRecipe)}
-                         for t in tasks},
+        "inputs": recipe.identity(),
+        "task_options": recorded_task_options(tasks),
     }
     data = {t.task_name: t.data_fingerprint() for t in tasks}
     return _plain({"format": FORMAT, "settings": settings, "data": data})

@@ -26,7 +26,7 @@ from promoter_modelling.planning import Phase
 from promoter_modelling.recipe import InputRecipe, make_recipe
 from promoter_modelling.results import evaluate_predictions
 from promoter_modelling.run_config import RunConfig
-from promoter_modelling.run_settings import check_reusable, run_settings
+from promoter_modelling.run_settings import check_reusable, recorded_task_options, run_settings
 from promoter_modelling.tasks.base import LoaderSettings, TaskContext, TaskDataModule
 from promoter_modelling.tasks.inputs import standard_kmer_tokenizer
 from promoter_modelling.tasks.registry import build_tasks, check_input_kind, expand_task_names
@@ -140,8 +140,7 @@ def build_model(phase: Phase, config: RunConfig, tasks: list[TaskDataModule], se
 
 def run_recipe(recipe: InputRecipe, phase: Phase, seed: int, tasks: list[TaskDataModule]) -> InputRecipe:
     """The recipe with this run's split seed and every task's options recorded."""
-    options = {t.task_name: {k: v for k, v in t.options.items() if not isinstance(v, InputRecipe)} for t in tasks}
-    return replace(recipe, split_seed=phase.split_seed(seed), task_options=options)
+    return replace(recipe, split_seed=phase.split_seed(seed), task_options=recorded_task_options(tasks))
 
 
 def is_rank_zero() -> bool:

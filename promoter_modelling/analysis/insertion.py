@@ -444,15 +444,10 @@ def analysis_recipe(models: Sequence, run: RunConfig) -> InputRecipe:
     recipes = [model.input_recipe for model in models]
     first = recipes[0]
     for other in recipes[1:]:
-        if _input_part(other) != _input_part(first):
+        if other.identity() != first.identity():
             raise InputError("the analysed models read sequences differently (different input kinds, tokenizers "
                              "or motif files in their checkpoints); analyse them separately")
     return first.with_overrides(meme_file=run.data.motif_meme_file, dnabert_path=run.data.dnabert_path)
-
-
-def _input_part(recipe: InputRecipe) -> tuple:
-    vocab = None if recipe.vocab is None else json.dumps(dict(recipe.vocab), sort_keys=True)
-    return recipe.kind, vocab, recipe.meme_text, json.dumps(dict(recipe.motif_params), sort_keys=True)
 
 
 def background_sequences(table: pd.DataFrame, codes: np.ndarray, split: str = "all", max_sequences: int | None = None,
