@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 import sys
 import textwrap
 
@@ -98,3 +99,11 @@ def fresh_root(tmp_path, data_dir: str | None = None):
     return str(config)
 
 
+def hold_lock(path: str, seconds: float) -> subprocess.Popen:
+    """A process that takes the lock at `path` and keeps it for `seconds`; returns once it holds it."""
+    holder = subprocess.Popen([sys.executable, "-c", (
+        "import time; from promoter_modelling import locks\n"
+        f"with locks.exclusive({path!r}, 'held'):\n"
+        f"    print('held', flush=True); time.sleep({seconds})")], cwd=REPO, stdout=subprocess.PIPE, text=True)
+    assert holder.stdout.readline().strip() == "held"
+    return holder

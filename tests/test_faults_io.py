@@ -7,11 +7,10 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 
 import pytest
 
-from tests.fault_helpers import REPO, RUN, command, environment, fresh_root, tree, write_runner
+from tests.fault_helpers import REPO, RUN, command, environment, fresh_root, hold_lock, tree, write_runner
 
 
 @pytest.fixture(scope="module")
@@ -45,12 +44,8 @@ def test_a_cache_being_built_is_waited_for(tmp_path, fluorescence_data_dir, caps
     from promoter_modelling.tasks.registry import build_task
 
     task = build_task("FluorescenceData", fluorescence_data_dir, split_seed=5)
-    holder = subprocess.Popen([sys.executable, "-c", (
-        "import time; from promoter_modelling import locks\n"
-        f"with locks.exclusive({os.path.join(task.cache_dir, '.build.lock')!r}, 'cache'):\n"
-        "    print('held', flush=True); time.sleep(3)")], cwd=REPO, stdout=subprocess.PIPE, text=True)
+    holder = hold_lock(os.path.join(task.cache_dir, ".build.lock"), 3)
     try:
-        assert holder.stdout.readline().strip() == "held"
         task.prepare()  # waits for the holder, then builds
         assert f"waiting: the cache of FluorescenceData is in use by process {holder.pid}" in capsys.readouterr().err
         assert len(task.train_dataset) > 0

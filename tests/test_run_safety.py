@@ -6,8 +6,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import subprocess
-import sys
 import time
 
 import numpy as np
@@ -18,6 +16,7 @@ from promoter_modelling import cli, runs
 from promoter_modelling.cli.train_args import parse_train_args
 from promoter_modelling.errors import InputError
 from promoter_modelling.strategies import run_strategy
+from tests.fault_helpers import hold_lock
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RUN = "PureCNN_individual_training_on_FluorescenceData_tiny"
@@ -107,12 +106,8 @@ def test_runs_without_a_record_are_reused_as_found(trained, capsys):
 
 def test_a_run_in_use_is_refused_naming_its_process(trained):
     root = results(trained)
-    holder = subprocess.Popen([sys.executable, "-c", (
-        "import sys, time; from promoter_modelling import locks\n"
-        f"with locks.exclusive({runs.lock_path(root, RUN)!r}, 'run'):\n"
-        "    print('held', flush=True); time.sleep(60)")], cwd=REPO, stdout=subprocess.PIPE, text=True)
+    holder = hold_lock(runs.lock_path(root, RUN), 60)
     try:
-        assert holder.stdout.readline().strip() == "held"
         with pytest.raises(InputError) as info:
             train(trained)
         assert f"run {RUN} is in use by process {holder.pid} on " in str(info.value)
