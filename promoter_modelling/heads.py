@@ -15,8 +15,9 @@ import torch.nn.functional as F
 REGRESSION = "regression"
 BINARY = "binary"
 MASKED_MULTILABEL = "masked_multilabel"
+MASKED_REGRESSION = "masked_regression"
 GROUPED_MULTICLASS = "grouped_multiclass"
-KINDS = (REGRESSION, BINARY, MASKED_MULTILABEL, GROUPED_MULTICLASS)
+KINDS = (REGRESSION, BINARY, MASKED_MULTILABEL, MASKED_REGRESSION, GROUPED_MULTICLASS)
 
 
 @dataclass
@@ -24,7 +25,9 @@ class HeadSpec:
     """One task's head.
 
     kind: regression (MSE), binary (BCE per output), masked_multilabel (BCE on mask==True
-    entries only), grouped_multiclass (one cross-entropy per output over `num_classes` logits).
+    entries only), masked_regression (MSE on mask==True entries only: assays where not every
+    output was measured for every sequence; missing targets are NaN), grouped_multiclass (one
+    cross-entropy per output over `num_classes` logits).
     mean_outputs: outputs averaged into the `<split>_<name>_mean_<metric>` values (default all).
     """
 
@@ -49,11 +52,11 @@ class HeadSpec:
 
     @property
     def is_regression(self) -> bool:
-        return self.kind == REGRESSION
+        return self.kind in (REGRESSION, MASKED_REGRESSION)
 
     @property
     def with_mask(self) -> bool:
-        return self.kind == MASKED_MULTILABEL
+        return self.kind in (MASKED_MULTILABEL, MASKED_REGRESSION)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -69,11 +72,13 @@ def head_loss(spec: HeadSpec, y_hat: torch.Tensor, y: torch.Tensor, mask: torch.
         return F.mse_loss(y_hat, y.to(y_hat.dtype))
     if spec.kind == BINARY:
         return F.binary_cross_entropy_with_logits(y_hat, y.to(y_hat.dtype))
-    if spec.kind == MASKED_MULTILABEL:
+    if spec.with_mask:
         if mask is None:
             raise ValueError(f"head {spec.name} needs a mask")
         if not bool(mask.any()):
             return y_hat.sum() * 0.0
+        if spec.kind == MASKED_REGRESSION:  # one MSE over every measured (row, output) pair
+            return F.mse_loss(y_hat[mask], y[mask].to(y_hat.dtype))
         return F.binary_cross_entropy_with_logits(y_hat[mask], y[mask].to(y_hat.dtype))
     groups = y_hat.reshape(y_hat.shape[0], len(spec.output_names), spec.num_classes)
     targets = y.long()

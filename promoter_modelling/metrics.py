@@ -2,7 +2,9 @@
 
 Names follow `{split}_{head}_{output}_{metric}`, `{split}_{head}_mean_{metric}` and
 `{split}_{head}_avg_epoch_loss`; the masked multilabel head (ENCODE) reports
-`{split}_{head}_{metric}` over all unmasked labels (micro average).
+`{split}_{head}_{metric}` over all unmasked labels (micro average). A masked regression head
+(Malinois MPRA, lentiMPRA, STARR-seq) scores each output on its measured rows only; an output
+with no measured row in the epoch is NaN and left out of the mean.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from promoter_modelling.heads import (
     BINARY,
     GROUPED_MULTICLASS,
     MASKED_MULTILABEL,
+    MASKED_REGRESSION,
     REGRESSION,
     HeadSpec,
 )
@@ -76,6 +79,8 @@ class HeadMetrics(nn.Module):
             self.metrics = nn.ModuleDict(_binary_metrics(k))
         elif spec.kind == MASKED_MULTILABEL:
             self.metrics = nn.ModuleDict(_masked_metrics(k))
+        elif spec.kind == MASKED_REGRESSION:  # each output sees its own rows
+            self.metrics = nn.ModuleList([nn.ModuleDict(_regression_metrics(1)) for _ in range(k)])
         else:
             self.metrics = nn.ModuleList([nn.ModuleDict(_multiclass_metrics(spec.num_classes)) for _ in range(k)])
 
@@ -95,6 +100,14 @@ class HeadMetrics(nn.Module):
             probs, target = torch.sigmoid(y_hat), y.long()
             for metric in self.metrics.values():
                 metric.update(probs, target)
+        elif kind == MASKED_REGRESSION:
+            y = y.float()
+            for i, per_output in enumerate(self.metrics):
+                rows = mask[:, i]
+                if not bool(rows.any()):
+                    continue
+                for metric in per_output.values():
+                    metric.update(y_hat[rows, i], y[rows, i])
         elif kind == MASKED_MULTILABEL:
             target = torch.where(mask, y.long(), torch.full_like(y, -1, dtype=torch.long))
             probs = torch.sigmoid(y_hat)
@@ -116,14 +129,16 @@ class HeadMetrics(nn.Module):
             return values
         if self.spec.kind == GROUPED_MULTICLASS:
             per_output = {met: [float(m[met].compute()) for m in self.metrics] for met in CLASSIFICATION_METRICS}
+        elif self.spec.kind == MASKED_REGRESSION:
+            per_output = {met: [_computed(m[met]) for m in self.metrics] for met in REGRESSION_METRICS}
         else:
             per_output = {met: torch.atleast_1d(metric.compute()).float().tolist() for met, metric in self.metrics.items()}
         mean_over = self.spec.mean_outputs or outputs
         for met, vals in per_output.items():
             for output, val in zip(outputs, vals):
                 values[f"{split}_{name}_{output}_{met}"] = val
-            chosen = [val for output, val in zip(outputs, vals) if output in mean_over]
-            values[f"{split}_{name}_mean_{met}"] = float(sum(chosen) / len(chosen))
+            chosen = [val for output, val in zip(outputs, vals) if output in mean_over and val == val]
+            values[f"{split}_{name}_mean_{met}"] = float(sum(chosen) / len(chosen)) if chosen else float("nan")
         return values
 
     def reset(self) -> None:
@@ -137,12 +152,19 @@ class HeadMetrics(nn.Module):
                 module.reset()
 
 
+def _computed(metric: torchmetrics.Metric) -> float:
+    """A metric's value, NaN when it saw no row this epoch."""
+    if metric.update_count == 0:
+        return float("nan")
+    return float(torch.atleast_1d(metric.compute())[0])
+
+
 def metric_names(spec: HeadSpec, split: str) -> list[str]:
     """All metric names a head reports for a split (used by --help and validation)."""
     names = [f"{split}_{spec.name}_avg_epoch_loss"]
     if spec.kind == MASKED_MULTILABEL:
         return names + [f"{split}_{spec.name}_{met}" for met in CLASSIFICATION_METRICS]
-    mets = REGRESSION_METRICS if spec.kind == REGRESSION else CLASSIFICATION_METRICS
+    mets = REGRESSION_METRICS if spec.is_regression else CLASSIFICATION_METRICS
     for met in mets:
         names += [f"{split}_{spec.name}_{o}_{met}" for o in spec.output_names]
         names.append(f"{split}_{spec.name}_mean_{met}")
