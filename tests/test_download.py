@@ -41,6 +41,12 @@ class Handler(http.server.BaseHTTPRequestHandler):
         self.wfile.write(body)
 
 
+@pytest.fixture(autouse=True)
+def no_retry_wait(monkeypatch):
+    """Retries of transient failures (a truncated body) without waiting between them."""
+    monkeypatch.setattr(download, "RETRY_BASE_DELAY", 0.0)
+
+
 @pytest.fixture(scope="module")
 def server():
     httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
