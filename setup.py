@@ -27,6 +27,7 @@ setup(
         "matplotlib",
         "memelite>=0.5",
         "tangermeme",
+        "odfpy",
     ],
     extras_require={"test": ["pytest", "pytest-xdist", "ruff", "rotary-embedding-torch"]},
     entry_points={"console_scripts": ["promoter-modelling=promoter_modelling.cli:main"]},

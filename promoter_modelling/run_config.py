@@ -22,6 +22,9 @@ FREEZE_CHOICES = ("all", "published")
 INTERVALS = ("step", "epoch")
 CCLE_DUPLICATE_SUMS = ("linear", "log")
 SURE_SNP_CHOICES = ("complement", "published")
+MALINOIS_REPEAT_CHOICES = ("per_experiment", "published")
+LENTIMPRA_SPLIT_CHOICES = ("grouped", "published")
+STARRSEQ_COORDINATE_CHOICES = ("bed", "published")
 
 
 @dataclass(frozen=True)
@@ -71,13 +74,21 @@ class DataOptions:
 
     `sure_minus_strand_snps`: "complement" (default) complements minus-strand SNP bases; "published"
     inserts them as written. `ccle_duplicate_sum`: "linear" sums duplicated CCLE gene columns as
-    TPMs; "log" sums the log values as published."""
+    TPMs; "log" sums the log values as published. `malinois_repeats`: "per_experiment" averages
+    every experiment's measurement of an element; "published" first drops repeated (element,
+    value) pairs across experiments. `lentimpra_undefined_split`: "grouped" splits lentiMPRA rows
+    without a chromosome at random by sequence (an element and its reverse complement stay
+    together); "published" row by row. `starrseq_coordinates`: "bed" reads the BED interval;
+    "published" the interval shifted one base upstream."""
 
     shrink_test_set: bool = False
     motif_meme_file: str | None = None
     dnabert_path: str | None = None
     sure_minus_strand_snps: str = "complement"
     ccle_duplicate_sum: str = "linear"
+    malinois_repeats: str = "per_experiment"
+    lentimpra_undefined_split: str = "grouped"
+    starrseq_coordinates: str = "bed"
 
     def __post_init__(self) -> None:
         if self.sure_minus_strand_snps not in SURE_SNP_CHOICES:
@@ -85,6 +96,13 @@ class DataOptions:
                              "published")
         if self.ccle_duplicate_sum not in CCLE_DUPLICATE_SUMS:
             raise InputError(f"--ccle_duplicate_sum {self.ccle_duplicate_sum!r}: expected linear or log")
+        for flag, value, choices in (("--malinois_repeats", self.malinois_repeats, MALINOIS_REPEAT_CHOICES),
+                                     ("--lentimpra_undefined_split", self.lentimpra_undefined_split,
+                                      LENTIMPRA_SPLIT_CHOICES),
+                                     ("--starrseq_coordinates", self.starrseq_coordinates,
+                                      STARRSEQ_COORDINATE_CHOICES)):
+            if value not in choices:
+                raise InputError(f"{flag} {value!r}: expected {' or '.join(choices)}")
 
 
 @dataclass(frozen=True)
