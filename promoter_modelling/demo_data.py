@@ -25,6 +25,9 @@ GENERATORS: dict[str, str] = {
     "ENCODETFChIPSeq": "promoter_modelling.fixtures.encode",
     "Sharpr_MPRA": "promoter_modelling.fixtures.sharpr",
     "SuRE": "promoter_modelling.fixtures.sure",
+    "Malinois_MPRA": "promoter_modelling.fixtures.malinois",
+    "lentiMPRA": "promoter_modelling.fixtures.lentimpra",
+    "STARRSeq": "promoter_modelling.fixtures.starrseq",
 }
 MEME_FILE = "demo_motifs.meme"
 

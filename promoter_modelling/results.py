@@ -104,6 +104,11 @@ def scatter_plot(predictions: pd.DataFrame, outputs: list[str], path: str, title
     fig, axes = plt.subplots(1, len(outputs), figsize=(5 * len(outputs), 5), squeeze=False)
     for ax, output in zip(axes[0], outputs):
         y, pred = predictions[f"y_{output}"].to_numpy(), predictions[f"pred_{output}"].to_numpy()
+        measured = ~np.isnan(y)  # masked assays: rows a cell did not measure have no target
+        y, pred = y[measured], pred[measured]
+        if len(y) == 0:
+            ax.set_title(f"{output} (not measured)")
+            continue
         ax.scatter(y, pred, s=6, alpha=0.5)
         lims = [min(y.min(), pred.min()), max(y.max(), pred.max())]
         ax.plot(lims, lims, color="black", lw=1, label="y = x")
@@ -180,33 +185,37 @@ def _index_plot(index: pd.DataFrame, path: str) -> None:
 # --- one run's test predictions -------------------------------------------------------------------
 
 def evaluate_predictions(model, tasks: list, directory: str) -> dict:
-    """Write test predictions per head (`test_predictions_<head>.csv`) and compute the
-    fluorescence metrics from them. Returns {"metrics": ..., "predictions": {head: path}}."""
-    from promoter_modelling.heads import BINARY, REGRESSION
+    """Write test predictions per head (`test_predictions_<head>.csv`) and compute the target
+    assays' metrics from them (fluorescence, Malinois MPRA: tasks with `reports_test_metrics`).
+    A masked head's outputs are scored on their measured rows only. Returns {"metrics": ...,
+    "predictions": {head: path}}."""
+    from promoter_modelling.heads import BINARY, MASKED_REGRESSION, REGRESSION
     from promoter_modelling.inference import predict_loader
-    from promoter_modelling.tasks.registry import is_fluorescence_task
 
     metrics: dict[str, float] = {}
     files: dict[str, str] = {}
     for task in tasks:
         head = task.head
-        if head.kind not in (REGRESSION, BINARY):  # no per-output table or metric: skip the test pass
+        if head.kind not in (REGRESSION, BINARY, MASKED_REGRESSION):  # no per-output table: skip the test pass
             continue
         y, pred = predict_loader(model, task.test_dataloader(), head.name)
         # all columns at once: heads can have hundreds of outputs
         frame = pd.DataFrame({**{f"y_{o}": y[:, i] for i, o in enumerate(head.output_names)},
                               **{f"pred_{o}": pred[:, i] for i, o in enumerate(head.output_names)}})
-        if is_fluorescence_task(task.task_name):
+        if task.reports_test_metrics:
             table = task.split_table("test")
-            frame.insert(0, "sequence", table["sequence"].to_numpy()[: len(frame)])
+            for column in reversed([c for c in ("ID", "sequence") if c in table]):
+                frame.insert(0, column, table[column].to_numpy()[: len(frame)])
             for i, output in enumerate(head.output_names):
-                if head.kind == REGRESSION:
-                    metrics.update(regression_metrics(y[:, i], pred[:, i], output))
-                    metrics.update(replicate_concordance(table, output))
-                else:
+                if head.kind == BINARY:
                     numerical = table.get(f"numerical_{output}")
                     metrics.update(classification_metrics(
                         y[:, i], pred[:, i], output, None if numerical is None else numerical.to_numpy()))
+                    continue
+                measured = ~np.isnan(y[:, i])
+                if measured.any():
+                    metrics.update(regression_metrics(y[measured, i], pred[measured, i], output))
+                metrics.update(replicate_concordance(table, output))
         if not frame.empty:  # an empty test split
             path = os.path.join(directory, f"test_predictions_{head.name}.csv")
             save_table(frame, path, sep=",")

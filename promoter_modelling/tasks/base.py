@@ -45,13 +45,15 @@ class LoaderSettings:
 
 @dataclass(frozen=True)
 class TaskContext:
-    """What a run tells its tasks: the model (name and input recipe), the data switches and the
-    fluorescence split seed of this seed's run (None: the published seed 97)."""
+    """What a run tells its tasks: the model (name and input recipe), the data switches, the
+    fluorescence split seed of this seed's run (None: the published seed 97) and whether the
+    phase is a pretraining phase (its tasks are not the ones evaluated)."""
 
     model_name: str
     recipe: InputRecipe
     data: DataOptions
     split_seed: int | None = None
+    pretraining: bool = False
 
 
 @dataclass(frozen=True)
@@ -131,6 +133,14 @@ class TaskDataModule(L.LightningDataModule):
     num_windows: int = 1  # >1: val/test inputs carry several windows, predictions are averaged
     OPTIONS: ClassVar[tuple[str, ...]] = ()  # constructor options beyond the loader settings
     INPUT_KINDS: ClassVar[tuple[str, ...]] = ("onehot",)  # model input kinds the task can serve
+    # a target assay: its test predictions are scored per output after training (needs split_table)
+    reports_test_metrics: ClassVar[bool] = False
+    SHRINKS_TEST_SET: ClassVar[bool] = True  # --shrink_test_set cuts its val/test sets to 10 rows
+
+    @classmethod
+    def shrinks_test_set(cls, pretraining: bool) -> bool:
+        """Whether --shrink_test_set cuts this task's val/test sets in a (pretraining) phase."""
+        return cls.SHRINKS_TEST_SET
 
     @classmethod
     def run_options(cls, context: TaskContext) -> Mapping[str, object]:
@@ -239,6 +249,13 @@ class TaskDataModule(L.LightningDataModule):
 
     def setup(self, stage: str | None = None) -> None:
         self.prepare()
+
+    def input_length(self) -> int | None:
+        """The length of every one-hot input sequence of the task (None: lengths vary, or the
+        inputs are not sequences)."""
+        self.prepare()
+        x = getattr(self.train_dataset, "x", None)
+        return int(x.shape[1]) if isinstance(x, np.ndarray) and x.ndim == 2 and x.dtype == np.uint8 else None
 
     @property
     def collate_fn(self) -> Callable:

@@ -271,6 +271,8 @@ class FluorescenceData(TaskDataModule):
     OPTIONS = ("split_seed", "min_reads", "zscore", "predict_de", "cells", "train_fraction", "val_fraction",
                "input_recipe")
     INPUT_KINDS = ("onehot", "tokens", "motif_counts")
+    reports_test_metrics = True
+    SHRINKS_TEST_SET = False
 
     @classmethod
     def run_options(cls, context: TaskContext) -> dict[str, object]:

@@ -7,6 +7,7 @@ run_options) and add one line to TASKS (or GROUPS when one name stands for sever
 from __future__ import annotations
 
 import importlib
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -34,6 +35,9 @@ TASKS: dict[str, TaskEntry] = {
     "Roadmap": TaskEntry("promoter_modelling.tasks.rnaseq", "Roadmap"),
     "ENCODETFChIPSeq": TaskEntry("promoter_modelling.tasks.encode", "ENCODETFChIPSeq"),
     "Sharpr_MPRA": TaskEntry("promoter_modelling.tasks.sharpr", "SharprMPRA"),
+    "Malinois_MPRA": TaskEntry("promoter_modelling.tasks.malinois", "MalinoisMPRA"),
+    "lentiMPRA": TaskEntry("promoter_modelling.tasks.lentimpra", "LentiMPRA"),
+    "STARRSeq": TaskEntry("promoter_modelling.tasks.starrseq", "STARRSeq"),
 }
 _SURE_GENOMES = ("SuRE42_HG02601", "SuRE43_GM18983", "SuRE44_HG01241", "SuRE45_HG03464")
 for _kind in ("classification", "regression"):
@@ -49,13 +53,26 @@ GROUPS: dict[str, list[str]] = {
 }
 
 
+# Names with a number in them: Malinois_MPRA_subsampled_<N> trains on N elements.
+SUBSAMPLED_MALINOIS = re.compile(r"Malinois_MPRA_subsampled_([0-9]+)")
+
+
+def task_entry(name: str) -> TaskEntry | None:
+    """The registry entry of one (not group) task name, or None."""
+    entry = TASKS.get(name)
+    if entry is None and (match := SUBSAMPLED_MALINOIS.fullmatch(name)):
+        entry = TaskEntry(TASKS["Malinois_MPRA"].module, TASKS["Malinois_MPRA"].cls,
+                          {"n_train_subsample": int(match.group(1))})
+    return entry
+
+
 def register(name: str, entry: TaskEntry) -> None:
     """Add a task name (used by plug-ins and tests)."""
     TASKS[name] = entry
 
 
 def task_names() -> list[str]:
-    """Every name accepted by --*_tasks flags."""
+    """Every name accepted by --*_tasks flags (besides Malinois_MPRA_subsampled_<N>)."""
     return sorted(set(TASKS) | set(GROUPS))
 
 
@@ -68,7 +85,7 @@ def expand_task_names(spec: str | list[str] | None) -> list[str]:
     for name in names:
         if name in GROUPS:
             out.extend(GROUPS[name])
-        elif name in TASKS:
+        elif task_entry(name) is not None:
             out.append(name)
         else:
             raise InputError(f"unknown task {name!r}; known tasks: {', '.join(task_names())}")
@@ -81,7 +98,7 @@ def is_fluorescence_task(name: str) -> bool:
 
 def task_class(name: str) -> type[TaskDataModule]:
     """The data module class of one (already expanded) task name."""
-    entry = TASKS.get(name)
+    entry = task_entry(name)
     if entry is None:
         raise InputError(f"unknown task {name!r}; known tasks: {', '.join(task_names())}")
     return getattr(importlib.import_module(entry.module), entry.cls)
@@ -119,7 +136,7 @@ def build_task(name: str, data_dir: str, loader: LoaderSettings | None = None, *
     The task's data module (not yet prepared), with `options` recording what it was given.
     """
     check_options(name, options)
-    entry = TASKS[name]
+    entry = task_entry(name)
     loader = loader or LoaderSettings()
     module = task_class(name)(data_dir, batch_size=loader.batch_size, num_workers=loader.num_workers,
                               seed=loader.seed, shrink_test_set=loader.shrink_test_set, **{**entry.kwargs, **options})
