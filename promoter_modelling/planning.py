@@ -84,6 +84,39 @@ def plan(config: RunConfig) -> list[Phase]:
     return [pretrain, finetune]
 
 
+# Data switches that only one family of tasks reads: flag, its default, does a task name read it.
+TASK_SWITCHES = (
+    ("--malinois_repeats", "malinois_repeats", "per_experiment", lambda name: name.startswith("Malinois_MPRA")),
+    ("--lentimpra_undefined_split", "lentimpra_undefined_split", "grouped", lambda name: name == "lentiMPRA"),
+    ("--starrseq_coordinates", "starrseq_coordinates", "bed", lambda name: name == "STARRSeq"),
+    ("--sure_minus_strand_snps", "sure_minus_strand_snps", "complement", lambda name: name.startswith("SuRE")),
+    ("--ccle_duplicate_sum", "ccle_duplicate_sum", "linear", lambda name: name == "CCLE"),
+)
+
+
+def flag_notices(config: RunConfig) -> list[str]:
+    """One line per flag of the command that some (or every) task of the run does not apply,
+    instead of ignoring it silently."""
+    from promoter_modelling.tasks.registry import expand_task_names, task_class
+
+    phases = plan(config)
+    names = [name for phase in phases for name in expand_task_names(phase.tasks)]
+    notes = []
+    if config.data.shrink_test_set:
+        whole = [name for phase in phases for name in dict.fromkeys(expand_task_names(phase.tasks))
+                 if not task_class(name).shrinks_test_set(phase.is_pretrain)]
+        if whole:
+            notes.append(f"--shrink_test_set does not apply to {', '.join(dict.fromkeys(whole))}: their val/test sets "
+                         "are used whole (as published; Malinois_MPRA is cut only as a pretraining task)")
+    n = config.flags.get("n_train_subsample")
+    if n is not None and n != 15000 and not config.flags.get("subsample_train_set"):
+        notes.append("--n_train_subsample has no effect without --subsample_train_set")
+    for flag, attribute, default, reads in TASK_SWITCHES:
+        if getattr(config.data, attribute) != default and not any(reads(name) for name in names):
+            notes.append(f"{flag} has no effect: no task of this run reads it")
+    return notes
+
+
 def final_phase(config: RunConfig) -> Phase:
     """The phase whose models a strategy finally produces (what the analyses evaluate)."""
     return plan(config)[-1]

@@ -14,7 +14,7 @@ import pandas as pd
 
 from promoter_modelling import runs
 from promoter_modelling.config import Paths, load_paths
-from promoter_modelling.planning import Phase, plan
+from promoter_modelling.planning import Phase, flag_notices, plan
 from promoter_modelling.recipe import InputRecipe
 from promoter_modelling.results import (
     best_seed,
@@ -83,6 +83,8 @@ def run_strategy(config: RunConfig) -> list[dict]:
     check_tasks_serve_model(config)
     check_accelerator(config)
     phases = plan(config)
+    for note in flag_notices(config):
+        print(f"note: {note}")
     recipe = resolve_recipe(config, paths)
     summaries = []
     for phase in phases:

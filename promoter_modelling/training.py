@@ -4,6 +4,7 @@ then fit (or reuse / resume) and test."""
 from __future__ import annotations
 
 import contextlib
+import inspect
 import json
 import os
 import shutil
@@ -72,7 +73,7 @@ def make_tasks(phase: Phase, config: RunConfig, paths: Paths, seed: int, recipe:
     scripts set for this model (`run_options` of each task)."""
     loader = LoaderSettings(batch_size=phase.hyper.batch_size, num_workers=config.trainer.num_workers, seed=seed,
                             shrink_test_set=config.data.shrink_test_set)
-    context = TaskContext(config.model.name, recipe, config.data, phase.split_seed(seed))
+    context = TaskContext(config.model.name, recipe, config.data, phase.split_seed(seed), phase.is_pretrain)
     return build_tasks(phase.tasks, paths.root_data_dir, loader, context)
 
 
@@ -127,8 +128,14 @@ def make_trainer(config: RunConfig, phase: Phase, run_name: str, root_dir: str,
 
 def build_model(phase: Phase, config: RunConfig, tasks: list[TaskDataModule], seed: int,
                 recipe: InputRecipe) -> MultiTaskModule:
-    """A fresh model for the phase, reading inputs as `recipe` makes them."""
+    """A fresh model for the phase, reading inputs as `recipe` makes them. A backbone built for one
+    input length (PureCNN's `seq_len`; the published layer is lazy) gets the length of the
+    phase's tasks when they all have the same one."""
     kwargs = {**recipe.backbone_arguments(), **dict(config.model.backbone_kwargs)}
+    if "seq_len" not in kwargs and "seq_len" in inspect.signature(backbone_class(config.model.name)).parameters:
+        lengths = {task.input_length() for task in tasks}
+        if len(lengths) == 1 and None not in lengths:
+            kwargs["seq_len"] = lengths.pop()
     model = MultiTaskModule(heads=[t.head.to_dict() for t in tasks], model_name=config.model.name,
                             model_size=config.model.size, backbone_kwargs=kwargs, lr=phase.hyper.lr,
                             weight_decay=phase.hyper.weight_decay, freeze_backbone=phase.freeze,

@@ -5,11 +5,16 @@ from __future__ import annotations
 
 import argparse
 import json
+from dataclasses import replace
 
 from promoter_modelling.backbones.registry import MODEL_SIZES, backbone_names
+from promoter_modelling.errors import InputError
 from promoter_modelling.run_config import (
     CCLE_DUPLICATE_SUMS,
+    LENTIMPRA_SPLIT_CHOICES,
     LOSS_SCALINGS,
+    MALINOIS_REPEAT_CHOICES,
+    STARRSEQ_COORDINATE_CHOICES,
     SURE_SNP_CHOICES,
     DataOptions,
     LoggingOptions,
@@ -40,10 +45,14 @@ def add_train_arguments(parser: argparse.ArgumentParser, splits_script: bool = F
     p("--pretrain_tasks", default=None, help=tasks_help)
     p("--finetune_tasks", default=None, help=tasks_help)
     p("--single_task", default=None, help="one task name (groups such as RNASeq are expanded)")
-    p("--shrink_test_set", action="store_true", help="keep only the first 10 val/test rows of SuRE and ENCODE")
+    p("--shrink_test_set", action="store_true",
+      help="keep only the first 10 val/test rows of SuRE, ENCODE and lentiMPRA (and of Malinois_MPRA when it is "
+           "a pretraining task)")
     if not splits_script:
-        p("--subsample_train_set", action="store_true", help="accepted for compatibility (Malinois tasks only)")
-        p("--n_train_subsample", type=int, default=15000, help="accepted for compatibility (Malinois tasks only)")
+        p("--subsample_train_set", action="store_true",
+          help="train on N sequences of the Malinois MPRA (Malinois_MPRA in the final tasks becomes "
+               "Malinois_MPRA_subsampled_N)")
+        p("--n_train_subsample", type=int, default=15000, help="N of --subsample_train_set")
     p("--lr", type=float, default=1e-5)
     p("--weight_decay", type=float, default=1e-4)
     p("--pretrain_lr", type=float, default=1e-5)
@@ -84,6 +93,14 @@ def add_train_arguments(parser: argparse.ArgumentParser, splits_script: bool = F
       help="SuRE minus-strand SNP bases: complement them, or insert them as written (published)")
     p("--ccle_duplicate_sum", default="linear", choices=CCLE_DUPLICATE_SUMS,
       help="CCLE gene columns of one Ensembl id: summed as TPMs (linear), or as log values (log, published)")
+    p("--malinois_repeats", default="per_experiment", choices=MALINOIS_REPEAT_CHOICES,
+      help="Malinois MPRA: average every experiment's value of an element (per_experiment), or drop repeated "
+           "(element, value) pairs first (published)")
+    p("--lentimpra_undefined_split", default="grouped", choices=LENTIMPRA_SPLIT_CHOICES,
+      help="lentiMPRA rows without a chromosome: split by sequence, an element with its reverse complement "
+           "(grouped), or row by row (published)")
+    p("--starrseq_coordinates", default="bed", choices=STARRSEQ_COORDINATE_CHOICES,
+      help="STARR-seq peak sequences: the BED interval (bed), or shifted one base upstream (published)")
     p("--dnabert_path", default=None,
       help="DNABERT weights and tokenizer: local folder or hub id (default zhihan1996/DNA_bert_6)")
     p("--motif_meme_file", default=None, help="MEME file scanned for MotifBasedFCN inputs")
@@ -117,6 +134,28 @@ def parse_train_args(argv: list[str] | None = None, splits_script: bool = False)
     return config_from_args(parser.parse_args(argv), splits_script)
 
 
+def subsampled_tasks(tasks: TaskChoice, n: int) -> TaskChoice:
+    """--subsample_train_set: Malinois_MPRA in the joint, fine-tuning and single-task lists becomes
+    Malinois_MPRA_subsampled_<n> (pretraining tasks are kept whole), as published; each list
+    given must name Malinois_MPRA."""
+    if n < 1:
+        raise InputError(f"--n_train_subsample must be at least 1, got {n}")
+    changed = {}
+    for flag in ("joint_tasks", "finetune_tasks", "single_task"):
+        spec = getattr(tasks, flag)
+        if spec is None:
+            continue
+        names = [name.strip() for name in spec.split(",")]
+        if "Malinois_MPRA" not in names:
+            raise InputError(f"--subsample_train_set subsamples Malinois_MPRA, but --{flag} {spec} does not name it")
+        changed[flag] = ",".join(f"Malinois_MPRA_subsampled_{n}" if name == "Malinois_MPRA" else name
+                                 for name in names)
+    if not changed:
+        raise InputError("--subsample_train_set needs Malinois_MPRA in --single_task, --joint_tasks or "
+                         "--finetune_tasks")
+    return replace(tasks, **changed)
+
+
 def config_from_args(args: argparse.Namespace, splits_script: bool = False) -> RunConfig:
     """The typed configuration of parsed training flags (the only reader of their Namespace)."""
     devices: int | str = args.devices
@@ -126,10 +165,13 @@ def config_from_args(args: argparse.Namespace, splits_script: bool = False) -> R
         except ValueError:
             pass
     flags = {k: v for k, v in vars(args).items() if isinstance(v, (str, int, float, bool, type(None), list, dict))}
+    tasks = TaskChoice(args.single_task, args.joint_tasks, args.pretrain_tasks, args.finetune_tasks)
+    if getattr(args, "subsample_train_set", False):
+        tasks = subsampled_tasks(tasks, args.n_train_subsample)
     return RunConfig(
         config_path=args.config_path,
         strategy=args.modelling_strategy,
-        tasks=TaskChoice(args.single_task, args.joint_tasks, args.pretrain_tasks, args.finetune_tasks),
+        tasks=tasks,
         model=ModelChoice(args.model_name, args.model_size, dict(args.backbone_kwargs or {})),
         final=PhaseHyperparameters(args.lr, args.weight_decay, args.batch_size, args.max_epochs, args.train_mode,
                                    args.metric_to_monitor, args.metric_direction_which_is_optimal),
@@ -138,7 +180,8 @@ def config_from_args(args: argparse.Namespace, splits_script: bool = False) -> R
                                       args.pretrain_metric_to_monitor,
                                       args.pretrain_metric_direction_which_is_optimal),
         data=DataOptions(args.shrink_test_set, args.motif_meme_file, args.dnabert_path, args.sure_minus_strand_snps,
-                         args.ccle_duplicate_sum),
+                         args.ccle_duplicate_sum, args.malinois_repeats, args.lentimpra_undefined_split,
+                         args.starrseq_coordinates),
         trainer=TrainerOptions(args.accelerator, devices, args.num_nodes, args.strategy, args.precision,
                                args.num_workers, args.patience, args.save_top_k),
         logging=LoggingOptions(tuple(x.strip() for x in args.loggers.split(",") if x.strip()),

@@ -110,6 +110,7 @@ class SharprMPRA(TaskDataModule):
 
     task_name = "Sharpr_MPRA"
     raw_dirname = "Sharpr_MPRA"
+    SHRINKS_TEST_SET = False
 
     def __init__(self, data_dir: str, batch_size: int = 96, num_workers: int = 0, seed: int = 0,
                  shrink_test_set: bool = False) -> None:
