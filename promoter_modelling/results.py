@@ -4,6 +4,7 @@ index across runs, and plots."""
 from __future__ import annotations
 
 import os
+import warnings
 
 import matplotlib
 
@@ -76,6 +77,18 @@ def summarise(per_seed: list[dict[str, float]], args: dict, seeds: list[int]) ->
     one row per seed plus mean and std rows."""
     table = pd.DataFrame(per_seed, index=[f"seed_{s}" for s in seeds])
     summary = dict(args)
+    with warnings.catch_warnings():  # a metric NaN in every seed (e.g. a cell without test rows) stays NaN
+        warnings.simplefilter("ignore", RuntimeWarning)
+        summary.update(_seed_statistics(table))
+    stats = pd.DataFrame([table.mean(numeric_only=True), table.std(ddof=0, numeric_only=True)], index=["mean", "std"])
+    full = pd.concat([table, stats])
+    full.index.name = "seed"
+    return summary, full
+
+
+def _seed_statistics(table: pd.DataFrame) -> dict:
+    """Per metric column: all values, mean, std and the displayed mean +- std over seeds."""
+    summary: dict = {}
     for column in table.columns:
         values = table[column].to_numpy(dtype=float)
         output, _, metric = column.rpartition("_")
@@ -85,10 +98,7 @@ def summarise(per_seed: list[dict[str, float]], args: dict, seeds: list[int]) ->
         summary[f"{prefix}std_{metric}"] = float(np.nanstd(values)) if len(values) else float("nan")
         avg, std = summary[f"{prefix}avg_{metric}"], summary[f"{prefix}std_{metric}"]
         summary[f"{prefix}avg_{metric}_disp"] = f"{avg:.4f} +- {std:.4f}"
-    stats = pd.DataFrame([table.mean(numeric_only=True), table.std(ddof=0, numeric_only=True)], index=["mean", "std"])
-    full = pd.concat([table, stats])
-    full.index.name = "seed"
-    return summary, full
+    return summary
 
 
 def write_summary(directory: str, name: str, summary: dict, table: pd.DataFrame) -> tuple[str, str]:
