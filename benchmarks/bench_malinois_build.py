@@ -37,7 +37,7 @@ import time
 
 import numpy as np
 import pandas as pd
-from common import add_device_args, report, report_load, rss_bytes, setup_device, synchronize
+from common import add_device_args, best_time, report, report_load, rss_bytes, setup_device
 
 from promoter_modelling.encode_portal import MALINOIS_COUNT_FILES
 from promoter_modelling.fixtures import malinois as fixture
@@ -229,15 +229,7 @@ def model_ms_per_step(device, batch: int, steps: int) -> float:
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
 
-    step()
-    synchronize(device)
-    best = float("inf")
-    for _ in range(steps):
-        start = time.perf_counter()
-        step()
-        synchronize(device)
-        best = min(best, time.perf_counter() - start)
-    return 1000 * best
+    return 1000 * best_time(step, device, repeats=steps, warmup=1)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -28,7 +28,6 @@ import pandas as pd
 import torch
 
 from promoter_modelling.errors import InputError
-from promoter_modelling.genome import Genome, ensure_genome, genome_path
 from promoter_modelling.heads import MASKED_MULTILABEL, HeadSpec
 from promoter_modelling.io_utils import load_npy, read_table, save_npy, save_table, save_text
 from promoter_modelling.tasks.base import BatchedDataset, RawFile, TaskDataModule
@@ -40,6 +39,7 @@ from promoter_modelling.tasks.chromosome_split import (
     chromosome_split,
     split_lists,
 )
+from promoter_modelling.tasks.genome_input import GenomeInput
 from promoter_modelling.tasks.lazy_head import HeadFromData
 from promoter_modelling.tasks.storage import npy_writer, ragged_take
 
@@ -51,7 +51,6 @@ METADATA_COLUMNS = ["File accession", "File assembly", "Experiment accession", "
                     "Biosample term name", "Experiment target"]
 NARROWPEAK_COLUMNS = ["chromosome", "start", "end", "name", "score", "strand", "signalValue", "pValue",
                       "qValue", "peak"]
-GENOME_BUILD = "hg38"
 SHUFFLE_CHUNK = 20_000
 
 
@@ -225,7 +224,7 @@ class PeakGroupDataset(BatchedDataset):
 
 
 # --- task ----------------------------------------------------------------------------------
-class ENCODETFChIPSeq(HeadFromData, TaskDataModule):
+class ENCODETFChIPSeq(GenomeInput, HeadFromData, TaskDataModule):
     """Masked multi-label classification over the ENCODE TF ChIP-seq data sets (head
     `ENCODETFChIPSeq`). The output names come from the data: reading `head` prepares the task."""
 
@@ -258,14 +257,6 @@ class ENCODETFChIPSeq(HeadFromData, TaskDataModule):
                   "and the {File accession}.bed.gz peak files")
         return [RawFile(METADATA_FILE, manual=manual)]
 
-    @property
-    def genome_path(self) -> str:
-        return genome_path(self.common_dir, GENOME_BUILD)
-
-    def download(self) -> None:
-        super().download()
-        ensure_genome(self.common_dir, GENOME_BUILD)
-
     def _metadata(self) -> pd.DataFrame:
         return read_metadata(os.path.join(self.raw_dir, METADATA_FILE))
 
@@ -290,7 +281,7 @@ class ENCODETFChIPSeq(HeadFromData, TaskDataModule):
         order, group = group_peaks(codes, peaks["position"].to_numpy(), self.max_offset)
         table, indptr, outputs = summarise_groups(order, group, peaks, len(names), self.region_size)
         table["split"] = chromosome_split(table["chromosome"].to_numpy(), self.lists, prefix="chr")
-        genome = Genome(self.genome_path, GENOME_BUILD)
+        genome = self.genome()
         n, length = len(table), self.region_size
         # published get_sequence(chr, start, end) reads 0-based [start - 1, end - 1)
         starts = table["extraction_region_start"].to_numpy() - 1

@@ -27,7 +27,7 @@ import torch
 
 from promoter_modelling import download
 from promoter_modelling.errors import InputError
-from promoter_modelling.genome import Genome, ensure_genome, genome_path, promoter_windows
+from promoter_modelling.genome import promoter_windows
 from promoter_modelling.heads import REGRESSION, HeadSpec
 from promoter_modelling.io_utils import load_npy, read_table, save_npy, save_table, save_text
 from promoter_modelling.tasks.base import ArrayDataset, BatchedDataset, RawFile, TaskContext, TaskDataModule
@@ -39,6 +39,7 @@ from promoter_modelling.tasks.chromosome_split import (
     chromosome_split,
     split_lists,
 )
+from promoter_modelling.tasks.genome_input import GenomeInput
 from promoter_modelling.tasks.lazy_head import HeadFromData
 
 ENSEMBL_FILE = "ensembl_data.txt"
@@ -47,7 +48,6 @@ GENE_ID, GENE_NAME, CHROMOSOME = "Gene stable ID", "Gene name", "Chromosome/scaf
 TSS, STRAND = "Transcription start site (TSS)", "Strand"
 ENSEMBL_COLUMNS = [GENE_ID, GENE_NAME, CHROMOSOME, TSS, STRAND]
 PROMOTER_WINDOWS = ((-300, -50), (-100, 150), (100, 350))
-GENOME_BUILD = "hg38"
 
 # Roadmap epigenome ids -> the cell-type names used as output names.
 ROADMAP_NAMES = {
@@ -150,7 +150,7 @@ class WindowDataset(BatchedDataset):
 
 
 # --- task ----------------------------------------------------------------------------------
-class RNASeqTask(HeadFromData, TaskDataModule):
+class RNASeqTask(GenomeInput, HeadFromData, TaskDataModule):
     """Shared pipeline of LL100, CCLE and Roadmap; subclasses read their expression table.
 
     The head (one regression output per cell) comes from the data: reading `head` prepares the task."""
@@ -193,14 +193,9 @@ class RNASeqTask(HeadFromData, TaskDataModule):
     def ensembl_path(self) -> str:
         return os.path.join(self.common_dir, ENSEMBL_FILE)
 
-    @property
-    def genome_path(self) -> str:
-        return genome_path(self.common_dir, GENOME_BUILD)
-
     def download(self) -> None:
         super().download()
         download.fetch(self.ensembl_path, gdrive_id=ENSEMBL_GDRIVE_ID)
-        ensure_genome(self.common_dir, GENOME_BUILD)
 
     def input_paths(self) -> list[str]:
         return super().input_paths() + [self.ensembl_path, self.genome_path]
@@ -226,7 +221,7 @@ class RNASeqTask(HeadFromData, TaskDataModule):
             raise InputError(f"{self.head_name}: duplicated cell name(s) {', '.join(duplicated[:5])}")
         table = build_gene_table(keys, values, cells, ensembl, self.merge_on, self.is_log,
                                  self.threshold, self.zscore, self.lists)
-        genome = Genome(self.genome_path, GENOME_BUILD)
+        genome = self.genome()
         chroms = "chr" + table[CHROMOSOME].astype(str)
         seqs = promoter_windows(genome, chroms.to_numpy(), table[TSS].to_numpy(), table[STRAND].to_numpy(),
                                 self.windows)

@@ -36,7 +36,7 @@ import torch
 
 from promoter_modelling.download import atomic_path
 from promoter_modelling.errors import InputError
-from promoter_modelling.genome import Genome, ensure_genome, genome_path
+from promoter_modelling.genome import Genome
 from promoter_modelling.heads import MASKED_REGRESSION, HeadSpec
 from promoter_modelling.io_utils import load_npy, save_npy
 from promoter_modelling.sequence import COMPLEMENT_CODE, PAD_CODE
@@ -49,6 +49,7 @@ from promoter_modelling.tasks.chromosome_split import (
     chromosome_split,
     split_lists,
 )
+from promoter_modelling.tasks.genome_input import GenomeInput
 from promoter_modelling.tasks.storage import npy_writer, ragged_offsets, ragged_take
 
 CELLS = ("K562", "HepG2")
@@ -58,7 +59,6 @@ ACCESSIONS = {"K562": "ENCFF045TVA", "HepG2": "ENCFF047LDJ"}
 URL = "https://www.encodeproject.org/files/{accession}/@@download/{accession}.bed.gz"
 BED_COLUMNS = ["chromosome", "start", "end", "name", "score", "strand", "fold_change", "output_coverage",
                "input_coverage", "log_pval", "log_qval"]
-GENOME_BUILD = "hg38"
 COORDINATES = ("bed", "published")
 STARRSEQ_TRAIN_CHROMOSOMES = (*TRAIN_CHROMOSOMES, "X", "Y")  # the published STARRSeq list adds X and Y
 TABLE_FILE = "final_dataset.tsv"
@@ -231,7 +231,7 @@ class PaddedPeakDataset(BatchedDataset):
 
 
 # --- task ----------------------------------------------------------------------------------
-class STARRSeq(TaskDataModule):
+class STARRSeq(GenomeInput, TaskDataModule):
     """Masked regression of the STARRPeaker fold change in K562 and HepG2 (head `STARRSeq`).
 
     `coordinates`: "bed" reads the BED interval itself; "published" shifts it one base upstream
@@ -268,14 +268,6 @@ class STARRSeq(TaskDataModule):
     def raw_files(self) -> list[RawFile]:
         return [RawFile(BED_FILES[cell], url=URL.format(accession=ACCESSIONS[cell]), gunzip=True) for cell in CELLS]
 
-    @property
-    def genome_path(self) -> str:
-        return genome_path(self.common_dir, GENOME_BUILD)
-
-    def download(self) -> None:
-        super().download()
-        ensure_genome(self.common_dir, GENOME_BUILD)
-
     def input_paths(self) -> list[str]:
         return super().input_paths() + [self.genome_path]
 
@@ -287,7 +279,7 @@ class STARRSeq(TaskDataModule):
         return os.path.join(self.cache_dir, name)
 
     def build_cache(self) -> None:
-        genome = Genome(self.genome_path, GENOME_BUILD)
+        genome = self.genome()
         split_chroms = ["chr" + c for split in SPLITS for c in self.lists[split]]
         peaks, dropped, example = {}, 0, None
         for cell in CELLS:  # read and check everything before writing anything

@@ -34,12 +34,13 @@ import torch
 from torch.utils.data import Dataset
 
 from promoter_modelling.errors import InputError
-from promoter_modelling.genome import Genome, ensure_genome, genome_path
+from promoter_modelling.genome import Genome
 from promoter_modelling.heads import GROUPED_MULTICLASS, REGRESSION, HeadSpec
 from promoter_modelling.io_utils import load_npy, save_npy, save_table, save_text
 from promoter_modelling.sequence import COMPLEMENT_CODE, PAD_CODE
 from promoter_modelling.tasks.base import RawFile, TaskContext, TaskDataModule
 from promoter_modelling.tasks.chromosome_split import SPLITS
+from promoter_modelling.tasks.genome_input import GenomeInput
 from promoter_modelling.tasks.storage import npy_writer, ragged_offsets, ragged_take
 
 log = logging.getLogger(__name__)
@@ -236,7 +237,8 @@ def pad_collate(items: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]
 
 
 # --- task ----------------------------------------------------------------------------------
-class SuRE(TaskDataModule):
+class SuRE(GenomeInput, TaskDataModule):
+    genome_build = GENOME_BUILD
     """One SuRE genome: 5-class expression bins per cell (grouped multiclass head) or the mean
     expression itself (`kind="regression"`). Head name `SuRE_<genome_id>`."""
 
@@ -275,10 +277,6 @@ class SuRE(TaskDataModule):
         """Where the genome's zip is unzipped."""
         return os.path.join(self.raw_dir, self.genome_id)
 
-    @property
-    def genome_path(self) -> str:
-        return genome_path(self.common_dir, GENOME_BUILD)
-
     def raw_files(self) -> list[RawFile]:
         if os.path.isdir(self.genome_dir):
             return []
@@ -288,7 +286,6 @@ class SuRE(TaskDataModule):
         super().download()
         if not os.path.isdir(self.genome_dir):
             unzip(os.path.join(self.raw_dir, f"{self.genome_id}.zip"), self.genome_dir)
-        ensure_genome(self.common_dir, GENOME_BUILD)
 
     def data_files(self) -> list[str]:
         """Every regular file of the unzipped genome directory, sorted by relative path."""
@@ -313,7 +310,7 @@ class SuRE(TaskDataModule):
         return os.path.join(self.cache_dir, name)
 
     def build_cache(self) -> None:
-        genome = Genome(self.genome_path, GENOME_BUILD)
+        genome = self.genome()
         files = self.data_files()
         part_dir = self._path("fragments")
         chrom_names, sizes, combined, gc_bin = [], [], [], []
