@@ -12,6 +12,7 @@ import pytest
 
 from promoter_modelling.cli import parse_train_args
 from promoter_modelling.demo_data import generate
+from promoter_modelling.fixtures import malinois as malinois_fixture
 from promoter_modelling.strategies import run_strategy
 from promoter_modelling.tasks.malinois import CELLS
 
@@ -19,7 +20,8 @@ from promoter_modelling.tasks.malinois import CELLS
 @pytest.fixture(scope="module")
 def root(tmp_path_factory) -> str:
     root = tmp_path_factory.mktemp("malinois_training")
-    generate(str(root / "data"), ["Malinois_MPRA", "FluorescenceData"], seed=2, num_sequences=600)
+    generate(str(root / "data"), ["FluorescenceData"], seed=2, num_sequences=600)
+    malinois_fixture.generate(str(root / "data"), np.random.default_rng(2), num_elements=5000)
     (root / "config.json").write_text(json.dumps({"root_dir": str(root / "results"),
                                                   "root_data_dir": str(root / "data")}))
     return str(root)

@@ -4,7 +4,7 @@ current README's commands: test_readme_commands_v2.py).
 Only the number of epochs and seeds are lowered, and --config_path (fixture data) and
 --model_size tiny are added: argparse keeps the last value of a repeated flag, so the
 overrides are appended and the published command stays as it is. Subsampled Malinois commands
-also train on 1000 instead of 15000 elements (the fixture's five-cell intersection is smaller),
+also train on 400 instead of 15000 elements (the fixture's five-cell intersection is smaller),
 monitoring the same metric of that task. Commands naming a model or strategy this package does
 not have yet are skipped, saying which.
 """
@@ -24,7 +24,7 @@ from promoter_modelling.runs import STRATEGIES
 from promoter_modelling.strategies import run_strategy
 
 COMMANDS_FILE = os.path.join(os.path.dirname(__file__), "data", "readme_train_commands.txt")
-FIXTURE_SUBSAMPLE = 1000
+FIXTURE_SUBSAMPLE = 400
 OVERRIDES = ["--max_epochs", "1", "--pretrain_max_epochs", "1", "--num_random_seeds", "1", "--model_size", "tiny",
              "--loggers", "csv"]
 

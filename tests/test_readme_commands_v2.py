@@ -1,6 +1,6 @@
 """Every command of the current published README (92 lines) that is not also in the 2023 one,
 run verbatim on fixture data with the overrides of test_readme_commands.py (fewer epochs and
-seeds, tiny models, a 1000-element Malinois subsample). Commands naming a model or strategy this
+seeds, tiny models, a 400-element Malinois subsample). Commands naming a model or strategy this
 package does not have yet are skipped, saying which."""
 
 from __future__ import annotations
