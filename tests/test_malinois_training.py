@@ -30,7 +30,7 @@ def root(tmp_path_factory) -> str:
 def test_small_mtlucifer_learns_every_cell(root, single_thread):
     config = parse_train_args(["--config_path", os.path.join(root, "config.json"), "--modelling_strategy",
                                "single_task", "--single_task", "Malinois_MPRA", "--model_size", "small", "--lr", "1e-3",
-                               "--batch_size", "64", "--max_epochs", "2", "--loggers", "csv",
+                               "--batch_size", "64", "--max_epochs", "3", "--loggers", "csv",
                                "--metric_to_monitor", "val_MalinoisMPRA_mean_SpearmanR"])
     summary = run_strategy(config)[0]
     for cell in CELLS:
