@@ -265,13 +265,11 @@ class MalinoisMPRA(TaskDataModule):
         """Find the experiments' files through the ENCODE portal (once: the answers and
         file_info.csv are kept) and fetch every element file that is missing."""
         from promoter_modelling import encode_portal
-        from promoter_modelling.download import atomic_path
 
         if not os.path.exists(self.file_info_path):
             accessions = list(self.count_files or encode_portal.MALINOIS_COUNT_FILES)
             info = encode_portal.resolve_experiment_files(accessions, self.raw_dir)
-            with atomic_path(self.file_info_path, suffix=".csv") as tmp:
-                info.to_csv(tmp, index=False)
+            save_table(info, self.file_info_path, sep=",")
         encode_portal.download_experiment_files(read_file_info(self.file_info_path), self.raw_dir)
 
     def input_paths(self) -> list[str]:
