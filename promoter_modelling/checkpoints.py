@@ -68,7 +68,7 @@ def load_model(path: str, map_location: str | torch.device = "cpu") -> MultiTask
                          "code, convert it with `promoter-modelling import-checkpoint` "
                          "(promoter_modelling.checkpoints.import_published_checkpoint)")
     try:
-        model = MultiTaskModule(**hparams)
+        model = MultiTaskModule(**hparams, architecture_only=True)
     except TypeError as exc:
         raise InputError(f"{path}: hyperparameters do not match this version of the model ({exc})") from exc
     problems = describe_mismatch(model.state_dict(), checkpoint["state_dict"])
@@ -164,7 +164,7 @@ def save_model_checkpoint(model, path: str, extra: dict | None = None) -> str:
 # checkpoints so `predict` checks its inputs): 250-bp fluorescence promoters, 145-bp Sharpr
 # sequences, 250-bp RNA-seq promoter windows.
 PUBLISHED_SEQUENCE_LENGTHS = {"Fluorescence": 250, "Fluorescence_classification": 250, "Sharpr_MPRA": 145,
-                              "LL100": 250, "CCLE": 250, "Roadmap": 250}
+                              "LL100": 250, "CCLE": 250, "Roadmap": 250, "MalinoisMPRA": 200}
 _BACKBONE, _DUPLICATE = "model.Backbone.", "backbone."
 
 
@@ -227,6 +227,24 @@ def _published_state(path: str) -> dict[str, torch.Tensor]:
     return state
 
 
+def _shape_arguments(model_name: str, specs: list[HeadSpec], kwargs: dict, sequence_length: int | None) -> dict:
+    """Constructor arguments a published checkpoint's shapes depend on, when not given: the input
+    length of a backbone built for one (PureCNN, MPRAnn) and the outputs of a one-task backbone
+    (Malinois), from the heads."""
+    import inspect
+
+    from promoter_modelling.backbones.registry import backbone_class
+
+    parameters = inspect.signature(backbone_class(model_name)).parameters
+    lengths = {PUBLISHED_SEQUENCE_LENGTHS.get(s.name.split("_subsampled_")[0]) for s in specs}
+    length = sequence_length or (lengths.pop() if len(lengths) == 1 else None)  # heads agreeing on one length
+    if "seq_len" in parameters and "seq_len" not in kwargs and length:
+        kwargs["seq_len"] = int(length)
+    if "n_outputs" in parameters and "n_outputs" not in kwargs and len(specs) == 1:
+        kwargs["n_outputs"] = specs[0].num_logits
+    return kwargs
+
+
 def import_published_checkpoint(path: str, model_name: str, heads: str | Sequence[str | dict | HeadSpec],
                                 model_size: str = "full", out: str | None = None, *,
                                 backbone_kwargs: dict | None = None, data_dir: str | None = None,
@@ -277,9 +295,10 @@ def import_published_checkpoint(path: str, model_name: str, heads: str | Sequenc
     if unused and not allow_unused_heads:
         raise InputError(f"{path}: the checkpoint also has head(s) {_shown(unused, 12)}; add their tasks, or drop "
                          "them with allow_unused_heads=True (--allow_unused_heads)")
+    backbone_kwargs = _shape_arguments(model_name, specs, dict(backbone_kwargs or {}), sequence_length)
     try:
         model = MultiTaskModule(heads=[s.to_dict() for s in specs], model_name=model_name, model_size=model_size,
-                                backbone_kwargs=backbone_kwargs)
+                                backbone_kwargs=backbone_kwargs, architecture_only=True)
     except ValueError as exc:
         raise InputError(f"{path}: cannot build {model_name} ({model_size}): {exc}") from exc
     mapped: dict[str, torch.Tensor] = {f"backbone.{k}": v for k, v in backbone.items()}

@@ -30,7 +30,7 @@ def predict_inputs(model, inputs: np.ndarray, batch_size: int = 256, device: tor
         out = model(batch, heads=heads)
         for head in heads:
             chunks[head].append(out[head].float().cpu().numpy())
-    return {h: np.concatenate(v) if v else np.zeros((0, model.heads[h].out_features), np.float32)
+    return {h: np.concatenate(v) if v else np.zeros((0, model.head_width(h)), np.float32)
             for h, v in chunks.items()}
 
 

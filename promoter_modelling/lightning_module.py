@@ -9,6 +9,7 @@ the model and reads sequences as training did (`checkpoints.load_model`).
 
 from __future__ import annotations
 
+import inspect
 from dataclasses import replace
 
 import lightning as L
@@ -16,7 +17,7 @@ import torch
 from lightning.pytorch.utilities import CombinedLoader
 from torch import nn
 
-from promoter_modelling.backbones.registry import build_backbone
+from promoter_modelling.backbones.registry import backbone_class, build_backbone
 from promoter_modelling.errors import InputError
 from promoter_modelling.heads import HeadSpec, head_loss
 from promoter_modelling.metrics import HeadMetrics
@@ -32,6 +33,8 @@ class NonFiniteLossError(InputError):
 
 SINGLE_TASK_LOSSES = ("plain", "published")
 PUBLISHED_SINGLE_TASK_LOG_VAR = 1.0
+MALINOIS_BETAS = (0.8661062881299633, 0.879223105336538)
+MALINOIS_RESTART_STEPS = 4096  # CosineAnnealingWarmRestarts T_0, in batches
 
 
 class MultiTaskModule(L.LightningModule):
@@ -40,19 +43,31 @@ class MultiTaskModule(L.LightningModule):
     def __init__(self, heads: list[dict], model_name: str = "MTLucifer", model_size: str = "full",
                  backbone_kwargs: dict | None = None, lr: float = 1e-5, weight_decay: float = 1e-4,
                  loss_weighting: str | None = None, freeze_backbone: str | None = None,
-                 scheduler_interval: str = "step", seed: int = 0, single_task_loss: str = "plain") -> None:
+                 scheduler_interval: str = "step", seed: int = 0, single_task_loss: str = "plain",
+                 architecture_only: bool = False) -> None:
         super().__init__()
-        self.save_hyperparameters()
+        self.save_hyperparameters(ignore=["architecture_only"])
         if freeze_backbone not in FREEZE_MODES:
             raise ValueError(f"freeze_backbone must be one of {FREEZE_MODES}")
         if single_task_loss not in SINGLE_TASK_LOSSES:
             raise ValueError(f"single_task_loss must be one of {SINGLE_TASK_LOSSES}")
-        self.backbone = build_backbone(model_name, model_size, **(backbone_kwargs or {}))
+        # architecture_only: the weights come from a checkpoint next, so a backbone that would read
+        # pretrained weights (Enformer: `pretrained`) is only built
+        kwargs = dict(backbone_kwargs or {})
+        if architecture_only and "pretrained" in inspect.signature(backbone_class(model_name)).parameters:
+            kwargs["pretrained"] = False
+        self.backbone = build_backbone(model_name, model_size, **kwargs)
         self.head_specs = [HeadSpec.from_dict(h) if isinstance(h, dict) else h for h in heads]
         names = [s.name for s in self.head_specs]
         if len(set(names)) != len(names):
             raise ValueError(f"head names must be unique, got {names}")
-        self.heads = nn.ModuleDict({s.name: nn.Linear(self.backbone.embed_dims, s.num_logits) for s in self.head_specs})
+        if self.backbone.embed_dims is None:
+            raise InputError(f"{model_name} is a fixed feature extractor without a trainable head: use it with "
+                             "--modelling_strategy single_task_simple_regression or pretrain+simple_regression")
+        if not self.backbone.multi_task and len(self.head_specs) > 1:
+            raise InputError(f"{model_name} predicts the outputs of one task (one branch per output), but this run has "
+                             f"{len(self.head_specs)}: {', '.join(names)}; train it on a single task")
+        self.heads = nn.ModuleDict({s.name: self.backbone.make_head(s.num_logits) for s in self.head_specs})
         self.weighted = (loss_weighting or ("auto" if len(self.head_specs) > 1 else "none")) == "auto"
         self.loss_log_vars = nn.ParameterDict(
             {s.name: nn.Parameter(torch.zeros(1)) for s in self.head_specs} if self.weighted else {})
@@ -72,6 +87,10 @@ class MultiTaskModule(L.LightningModule):
     @property
     def input_kind(self) -> str:
         return self.backbone.input_kind
+
+    def head_width(self, name: str) -> int:
+        """Number of values head `name` returns per example."""
+        return next(s.num_logits for s in self.head_specs if s.name == name)
 
     def set_input_recipe(self, recipe: InputRecipe) -> None:
         """Record how the training inputs were made (saved with every checkpoint)."""
@@ -116,7 +135,9 @@ class MultiTaskModule(L.LightningModule):
     def task_loss(self, spec: HeadSpec, batch: dict) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(weighted loss, raw loss, predictions) of one head on its batch."""
         y_hat = self(batch["x"], heads=[spec.name])[spec.name]
-        raw = head_loss(spec, y_hat, batch["y"], batch.get("mask"))
+        raw = self.backbone.regression_loss(y_hat, batch["y"], batch.get("mask")) if spec.is_regression else None
+        if raw is None:
+            raw = head_loss(spec, y_hat, batch["y"], batch.get("mask"))
         if not self.weighted:
             if self.hparams.single_task_loss == "published":
                 s = torch.tensor(PUBLISHED_SINGLE_TASK_LOG_VAR, device=raw.device, dtype=raw.dtype)
@@ -134,6 +155,8 @@ class MultiTaskModule(L.LightningModule):
             if spec.name not in batch:
                 continue
             part = batch[spec.name]
+            if len(part["y"]) < self.backbone.min_train_batch_size:
+                continue  # e.g. a last batch of one row: Malinois' BatchNorm on features cannot train on it
             if spec.name not in self.sequence_lengths and self.input_kind == "onehot":
                 self.sequence_lengths[spec.name] = int(part["x"].shape[-1])
             loss, raw, _ = self.task_loss(spec, part)
@@ -143,6 +166,8 @@ class MultiTaskModule(L.LightningModule):
                                          "(and the learning rate); the run was not marked finished")
             self.log(f"{spec.name}_train_loss", raw, on_step=True, on_epoch=True, batch_size=len(part["y"]))
             total = total + loss
+        if not torch.is_tensor(total):
+            return None  # nothing to learn from in this batch: Lightning skips the step
         self.log("train_loss", total, on_step=True, on_epoch=True, prog_bar=True)
         return total
 
@@ -219,6 +244,12 @@ class MultiTaskModule(L.LightningModule):
                                                                 epochs=max(1, self.trainer.max_epochs), pct_start=0.3,
                                                                 div_factor=25, three_phase=True)
             return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": interval}}
+        if self.backbone.optimizer_recipe == "adam":  # MPRAnn, as published: no weight decay, no scheduler
+            return torch.optim.Adam(params, lr=lr)
+        if self.backbone.optimizer_recipe == "malinois":  # boda2's Malinois recipe (L2 weight decay)
+            optimizer = torch.optim.Adam(params, lr=lr, weight_decay=wd, betas=MALINOIS_BETAS, amsgrad=True)
+            scheduler = torch.optim.lr_scheduler.CosineAnnealingWarmRestarts(optimizer, T_0=MALINOIS_RESTART_STEPS)
+            return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
         return torch.optim.AdamW(params, lr=lr, weight_decay=wd)
 
 

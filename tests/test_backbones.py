@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from promoter_modelling.backbones.base import Backbone
+from promoter_modelling.backbones.base import OPTIMIZER_RECIPES, Backbone
 from promoter_modelling.backbones.registry import BACKBONES, MODEL_SIZES, backbone_names, build_backbone
 from promoter_modelling.errors import InputError
 
@@ -260,18 +260,27 @@ def test_legnet_uses_the_onecycle_recipe():
 
 @pytest.mark.parametrize("name", backbone_names())
 def test_every_backbone_keeps_the_base_contract(name):
-    """Each registered backbone is a Backbone with a known input kind and optimizer recipe, and
-    returns (B, embed_dims) features for a valid batch of its input kind."""
+    """Each registered backbone is a Backbone with a known input kind and optimizer recipe, returns
+    (B, features) for a valid batch of its input kind, and its head maps them to the outputs
+    (a fixed feature extractor has no head)."""
     extra = {"num_motifs": 7} if name.startswith("MotifBasedFCN") else {}
-    model = build_backbone(name, "tiny", **extra)  # tiny DNABERT sizes are random-init BERT configs
+    model = build_backbone(name, "tiny", **extra)  # tiny DNABERT / Enformer sizes are random-init configs
     assert isinstance(model, Backbone)
     assert model.input_kind in ("onehot", "tokens", "motif_counts")
-    assert model.optimizer_recipe in ("adamw", "onecycle")
-    assert isinstance(model.embed_dims, int) and model.embed_dims > 0
+    assert model.optimizer_recipe in OPTIMIZER_RECIPES
     assert model.input_length is None or isinstance(model.input_length, int)
-    if name == "PureCNN":
+    if name in ("PureCNN", "MPRAnn"):
         assert model.input_length == 250
     model.eval()
     with torch.no_grad():
         out = model(_inputs(model.input_kind, 2, length=model.input_length or 250, num_motifs=7))
-    assert out.shape == (2, model.embed_dims)
+    assert out.ndim == 2 and out.shape[0] == 2
+    if model.features_only:
+        assert model.embed_dims is None
+        return
+    assert isinstance(model.embed_dims, int) and model.embed_dims > 0
+    outputs = 5 if not model.multi_task else 3  # Malinois is built for the 5 Malinois MPRA cells by default
+    if model.multi_task:
+        assert out.shape == (2, model.embed_dims)
+    with torch.no_grad():
+        assert model.make_head(outputs)(out).shape == (2, outputs)

@@ -86,6 +86,33 @@ BACKBONES: dict[str, BackboneEntry] = {
         "promoter_modelling.backbones.dnabert", "DNABERTRandomInit",
         _DNABERT_SIZES,
         "DNABERT architecture with random weights (only its configuration is read)"),
+    "ResNet": BackboneEntry(
+        "promoter_modelling.backbones.resnet", "ResNet",
+        {"full": {},
+         "small": {"initial_channels": 32, "block_channels": (32, 32, 48, 48, 64, 64, 96, 96), "embed_dims": 64},
+         "tiny": {"initial_channels": 8, "block_channels": (8, 8, 16, 16, 24, 24, 32, 32), "embed_dims": 16}},
+        "initial convolution, 8 residual blocks, global average pool, linear"),
+    "MTLuciferWithResidualBlocks": BackboneEntry(
+        "promoter_modelling.backbones.resnet", "MTLuciferWithResidualBlocks",
+        {"full": {},
+         "small": {"nucleotide_embed_dims": 64, "nheads": 4, "cnn_channels": (16, 32), "num_transformer_blocks": 2},
+         "tiny": {"nucleotide_embed_dims": 32, "nheads": 2, "cnn_channels": (8, 16), "num_transformer_blocks": 1}},
+        "MTLucifer with a residual-block stem (k20 CNN block + 3 residual blocks)"),
+    "MPRAnn": BackboneEntry(
+        "promoter_modelling.backbones.mprann", "MPRAnn",
+        {"full": {},
+         "small": {"channels": (64, 64, 64, 32), "hidden_dims": 64, "embed_dims": 32},
+         "tiny": {"channels": (8, 8, 8, 4), "hidden_dims": 16, "embed_dims": 8}},
+        "MPRAnn (Agarwal et al. 2023): 4 convolutions, 2 sigmoid linear layers; one input length; Adam"),
+    "Malinois": BackboneEntry(
+        "promoter_modelling.backbones.malinois", "Malinois",
+        {"full": {},
+         "small": {"conv1_channels": 64, "conv2_channels": 48, "conv3_channels": 48, "linear_channels": 128,
+                   "branched_channels": 32},
+         "tiny": {"conv1_channels": 16, "conv2_channels": 16, "conv3_channels": 16, "linear_channels": 32,
+                  "branched_channels": 8}},
+        "boda2's Basset-branched CNN (one branch per output, one task); L1 + KL loss; Adam (amsgrad) + "
+        "cosine warm restarts"),
 }
 
 
