@@ -33,6 +33,7 @@ class Phase:
     init_direction: str = "min"
     freeze: str | None = None
     data_split_seeds: bool = False
+    simple_regression: bool = False  # fixed backbone features + Lasso per output, nothing trained by gradient
 
     @property
     def metric(self) -> str:
@@ -62,9 +63,10 @@ def plan(config: RunConfig) -> list[Phase]:
     strategy, tasks, model = config.strategy, config.tasks, config.model
     common = dict(model_name=model.name, model_size=model.size, suffix=config.name_suffix)
     final = dict(hyper=config.final, num_seeds=config.num_seeds, data_split_seeds=config.data_split_seeds)
-    if strategy == "single_task":
+    if strategy in ("single_task", "single_task_simple_regression"):
         _require(config, "single_task")
-        return [Phase(runs.name_format(strategy, single_task=tasks.single_task, **common), tasks.single_task, **final)]
+        return [Phase(runs.name_format(strategy, single_task=tasks.single_task, **common), tasks.single_task,
+                      simple_regression=strategy != "single_task", **final)]
     if strategy == "joint":
         _require(config, "joint_tasks")
         return [Phase(runs.name_format(strategy, joint_tasks=tasks.joint_tasks, **common), tasks.joint_tasks, **final)]
@@ -80,7 +82,7 @@ def plan(config: RunConfig) -> list[Phase]:
                             **common)
     freeze = config.recipe.linear_probing_freeze if strategy == "pretrain+linear_probing" else None
     finetune = Phase(name, tasks.finetune_tasks, init_from=pretrain.name_format, init_direction=pretrain.direction,
-                     freeze=freeze, **final)
+                     freeze=freeze, simple_regression=strategy == "pretrain+simple_regression", **final)
     return [pretrain, finetune]
 
 

@@ -141,6 +141,9 @@ def scatter_plot(predictions: pd.DataFrame, outputs: list[str], path: str, title
 INDEX_FILE = "results_index.csv"
 
 
+COMPARED_STRATEGIES = ("single_task", "single_task_simple_regression")
+
+
 def update_results_index(directory: str, row: dict) -> pd.DataFrame:
     """Insert or replace one run's row (keyed by `run`) in summaries/results_index.csv and redraw
     the bar plot of test Pearson/Spearman per run."""
@@ -156,19 +159,20 @@ def update_results_index(directory: str, row: dict) -> pd.DataFrame:
 
 
 def _model_comparison(index: pd.DataFrame, directory: str) -> None:
-    """Table and plot comparing backbones trained single-task on FluorescenceData across data
-    splits (the architecture comparison)."""
+    """Table and plot comparing backbones trained single-task (or fitted by simple regression) on
+    FluorescenceData across data splits (the architecture comparison)."""
     if "script" not in index or "mean_avg_PearsonR" not in index:
         return
     rows = index[(index["script"] == "train_models_with_different_fluorescence_data_splits")
-                 & (index["modelling_strategy"] == "single_task") & (index["tasks"] == "FluorescenceData")]
+                 & index["modelling_strategy"].isin(COMPARED_STRATEGIES) & (index["tasks"] == "FluorescenceData")]
     if rows.empty:
         return
-    keep = [c for c in ("run", "model_name", "model_size", "num_seeds", "mean_avg_PearsonR", "mean_std_PearsonR",
-                        "mean_avg_SpearmanR", "mean_std_SpearmanR") if c in rows]
+    keep = [c for c in ("run", "model_name", "model_size", "modelling_strategy", "num_seeds", "mean_avg_PearsonR",
+                        "mean_std_PearsonR", "mean_avg_SpearmanR", "mean_std_SpearmanR") if c in rows]
     table = rows[keep].sort_values("mean_avg_PearsonR", ascending=False)
     save_table(table, os.path.join(directory, "model_comparison.csv"), sep=",")
-    _index_plot(table.assign(run=table["model_name"] + " (" + table["model_size"] + ")"),
+    how = table["modelling_strategy"].map(lambda s: ", simple regression" if s != "single_task" else "")
+    _index_plot(table.assign(run=table["model_name"] + " (" + table["model_size"] + how + ")"),
                 os.path.join(directory, "model_comparison.png"))
 
 
@@ -205,32 +209,56 @@ def evaluate_predictions(model, tasks: list, directory: str) -> dict:
     metrics: dict[str, float] = {}
     files: dict[str, str] = {}
     for task in tasks:
-        head = task.head
-        if head.kind not in (REGRESSION, BINARY, MASKED_REGRESSION):  # no per-output table: skip the test pass
+        if task.head.kind not in (REGRESSION, BINARY, MASKED_REGRESSION):  # no per-output table: skip the test pass
             continue
-        y, pred = predict_loader(model, task.test_dataloader(), head.name)
-        # all columns at once: heads can have hundreds of outputs
-        frame = pd.DataFrame({**{f"y_{o}": y[:, i] for i, o in enumerate(head.output_names)},
-                              **{f"pred_{o}": pred[:, i] for i, o in enumerate(head.output_names)}})
-        if task.reports_test_metrics:
-            table = task.split_table("test")
-            for column in reversed([c for c in ("ID", "sequence") if c in table]):
-                frame.insert(0, column, table[column].to_numpy()[: len(frame)])
-            for i, output in enumerate(head.output_names):
-                if head.kind == BINARY:
-                    numerical = table.get(f"numerical_{output}")
-                    metrics.update(classification_metrics(
-                        y[:, i], pred[:, i], output, None if numerical is None else numerical.to_numpy()))
-                    continue
-                measured = ~np.isnan(y[:, i])
-                if measured.any():
-                    metrics.update(regression_metrics(y[measured, i], pred[measured, i], output))
-                metrics.update(replicate_concordance(table, output))
-        if not frame.empty:  # an empty test split
-            path = os.path.join(directory, f"test_predictions_{head.name}.csv")
-            save_table(frame, path, sep=",")
-            files[head.name] = path
+        y, pred = predict_loader(model, task.test_dataloader(), task.head.name)
+        task_metrics, path = score_test_predictions(task, y, pred, directory)
+        metrics.update(task_metrics)
+        if path:
+            files[task.head.name] = path
     return {"metrics": metrics, "predictions": files}
+
+
+def score_test_predictions(task, y: np.ndarray, pred: np.ndarray, directory: str) -> tuple[dict[str, float], str | None]:
+    """Write one task's test predictions (`test_predictions_<head>.csv`, with ID and sequence for
+    target assays) and score them per output when the task `reports_test_metrics`.
+
+    Parameters
+    ----------
+    task : the task data module whose test split `y` and `pred` (N, outputs) cover, in order.
+    y, pred : targets (NaN where not measured) and predictions.
+    directory : the run's directory.
+
+    Returns
+    -------
+    (metrics, path of the CSV or None when the test split is empty)
+    """
+    from promoter_modelling.heads import BINARY
+
+    head = task.head
+    metrics: dict[str, float] = {}
+    # all columns at once: heads can have hundreds of outputs
+    frame = pd.DataFrame({**{f"y_{o}": y[:, i] for i, o in enumerate(head.output_names)},
+                          **{f"pred_{o}": pred[:, i] for i, o in enumerate(head.output_names)}})
+    if task.reports_test_metrics:
+        table = task.split_table("test")
+        for column in reversed([c for c in ("ID", "sequence") if c in table]):
+            frame.insert(0, column, table[column].to_numpy()[: len(frame)])
+        for i, output in enumerate(head.output_names):
+            if head.kind == BINARY:
+                numerical = table.get(f"numerical_{output}")
+                metrics.update(classification_metrics(
+                    y[:, i], pred[:, i], output, None if numerical is None else numerical.to_numpy()))
+                continue
+            measured = ~np.isnan(y[:, i])
+            if measured.any():
+                metrics.update(regression_metrics(y[measured, i], pred[measured, i], output))
+            metrics.update(replicate_concordance(table, output))
+    if frame.empty:  # an empty test split
+        return metrics, None
+    path = os.path.join(directory, f"test_predictions_{head.name}.csv")
+    save_table(frame, path, sep=",")
+    return metrics, path
 
 
 # --- a phase's summary across seeds ---------------------------------------------------------------

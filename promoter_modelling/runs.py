@@ -16,7 +16,10 @@ import re
 
 from promoter_modelling.errors import InputError
 
-STRATEGIES = ("single_task", "joint", "pretrain", "pretrain+finetune", "pretrain+linear_probing")
+STRATEGIES = ("single_task", "joint", "pretrain", "pretrain+finetune", "pretrain+linear_probing",
+              "single_task_simple_regression", "pretrain+simple_regression")
+SPLITS_SCRIPT = "train_models_with_different_fluorescence_data_splits"  # the script recorded with its runs
+SIMPLE_REGRESSION_STRATEGIES = ("single_task_simple_regression", "pretrain+simple_regression")
 
 
 def _join(tasks: str) -> str:
@@ -51,6 +54,10 @@ def name_format(strategy: str, model_name: str, *, single_task: str | None = Non
         base = f"finetune_on_{_join(finetune_tasks)}_pretrained_on_{_join(pretrain_tasks)}"
     elif strategy == "pretrain+linear_probing":
         base = f"linear_probing_on_{_join(finetune_tasks)}_pretrained_on_{_join(pretrain_tasks)}"
+    elif strategy == "single_task_simple_regression":
+        base = f"simple_regression_on_{_join(single_task)}"
+    elif strategy == "pretrain+simple_regression":
+        base = f"simple_regression_on_{_join(finetune_tasks)}_pretrained_on_{_join(pretrain_tasks)}"
     else:
         raise InputError(f"unknown modelling strategy {strategy!r}; expected one of {', '.join(STRATEGIES)}")
     name = f"{model_prefix(model_name)}{base}{size_suffix(model_size)}"

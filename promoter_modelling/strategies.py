@@ -1,5 +1,6 @@
 """Training strategies end to end: single_task, joint, pretrain, pretrain+finetune,
-pretrain+linear_probing.
+pretrain+linear_probing, and the simple-regression strategies (single_task_simple_regression,
+pretrain+simple_regression: fixed backbone features and a Lasso per output).
 
 `run_strategy` plans the phases (`planning`), trains every seed of each (`training`) and writes
 the summaries, plots and results index (`results`) under <root_dir>/summaries. Finished runs are
@@ -30,6 +31,7 @@ from promoter_modelling.run_config import RunConfig
 from promoter_modelling.tasks.registry import expand_task_names
 from promoter_modelling.training import (
     check_accelerator,
+    check_model_fits_strategy,
     check_tasks_serve_model,
     is_rank_zero,
     resolve_recipe,
@@ -48,7 +50,8 @@ def run_phase(phase: Phase, config: RunConfig, paths: Paths, recipe: InputRecipe
     suffix = "_dlseed" if phase.data_split_seeds else ""
     directory = runs.summaries_dir(paths.root_dir)
     json_path, csv_path = write_summary(directory, phase.name_format + suffix, summary, table)
-    checkpoints = [runs.best_checkpoint(paths.root_dir, r["run"], phase.direction) for r in records]
+    checkpoints = [runs.checkpoint_dir(paths.root_dir, r["run"]) if phase.simple_regression  # the Lasso pipelines
+                   else runs.best_checkpoint(paths.root_dir, r["run"], phase.direction) for r in records]
     print_results(phase.name_format, records, summary, json_path, csv_path, checkpoints)
     if records[0]["predictions"] and not phase.is_pretrain:
         best = best_seed(records)
@@ -81,6 +84,7 @@ def run_strategy(config: RunConfig) -> list[dict]:
     for spec in config.tasks.all_specs():
         expand_task_names(spec)  # unknown task names fail before any training
     check_tasks_serve_model(config)
+    check_model_fits_strategy(config)
     check_accelerator(config)
     phases = plan(config)
     for note in flag_notices(config):

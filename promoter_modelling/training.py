@@ -68,12 +68,37 @@ def check_tasks_serve_model(config: RunConfig) -> None:
             check_input_kind(name, config.model.name, kind)
 
 
+def check_model_fits_strategy(config: RunConfig) -> None:
+    """Fail before any work when the model cannot be trained the way the strategy asks: a fixed
+    feature extractor outside the simple-regression strategies, a one-task model (Malinois) on
+    several tasks, or simple regression on several tasks."""
+    from promoter_modelling.planning import plan
+
+    cls = backbone_class(config.model.name)
+    for phase in plan(config):
+        names = list(dict.fromkeys(expand_task_names(phase.tasks)))
+        if phase.simple_regression:
+            if len(names) != 1:
+                raise InputError(f"--modelling_strategy {config.strategy} fits one task, got {len(names)}: "
+                                 f"{', '.join(names)}")
+            continue
+        if cls.features_only:
+            raise InputError(f"{config.model.name} is a fixed feature extractor without a trainable head: use "
+                             "--modelling_strategy single_task_simple_regression or pretrain+simple_regression"
+                             + (" (its pretraining phase cannot train it either)" if phase.is_pretrain else ""))
+        if not cls.multi_task and len(names) > 1:
+            raise InputError(f"{config.model.name} predicts the outputs of one task (one branch per output), but "
+                             f"{'pretraining' if phase.is_pretrain else 'this run'} names {len(names)}: "
+                             f"{', '.join(names)}; train it on one task at a time")
+
+
 def make_tasks(phase: Phase, config: RunConfig, paths: Paths, seed: int, recipe: InputRecipe) -> list[TaskDataModule]:
     """The phase's task data modules for one seed, each given the options the published training
     scripts set for this model (`run_options` of each task)."""
     loader = LoaderSettings(batch_size=phase.hyper.batch_size, num_workers=config.trainer.num_workers, seed=seed,
                             shrink_test_set=config.data.shrink_test_set)
-    context = TaskContext(config.model.name, recipe, config.data, phase.split_seed(seed), phase.is_pretrain)
+    context = TaskContext(config.model.name, recipe, config.data, phase.split_seed(seed), phase.is_pretrain,
+                          phase.simple_regression)
     return build_tasks(phase.tasks, paths.root_data_dir, loader, context)
 
 
@@ -126,19 +151,31 @@ def make_trainer(config: RunConfig, phase: Phase, run_name: str, root_dir: str,
     )
 
 
-def build_model(phase: Phase, config: RunConfig, tasks: list[TaskDataModule], seed: int,
-                recipe: InputRecipe) -> MultiTaskModule:
-    """A fresh model for the phase, reading inputs as `recipe` makes them. A backbone built for one
-    input length (PureCNN's `seq_len`; the published layer is lazy) gets the length of the
-    phase's tasks when they all have the same one."""
+def backbone_arguments(config: RunConfig, tasks: list[TaskDataModule], recipe: InputRecipe) -> dict:
+    """Constructor arguments of the configured backbone for these tasks: what the inputs imply
+    (motif count, tokenizer), `--backbone_kwargs`, `--enformer_path`, and what the tasks fix: the
+    input length of a backbone built for one length (PureCNN's `seq_len`, MPRAnn; the published
+    layers are lazy) when every task has the same one, and the number of outputs of a backbone
+    with one branch per output (Malinois)."""
     kwargs = {**recipe.backbone_arguments(), **dict(config.model.backbone_kwargs)}
-    if "seq_len" not in kwargs and "seq_len" in inspect.signature(backbone_class(config.model.name)).parameters:
+    parameters = inspect.signature(backbone_class(config.model.name)).parameters
+    if "seq_len" not in kwargs and "seq_len" in parameters:
         lengths = {task.input_length() for task in tasks}
         if len(lengths) == 1 and None not in lengths:
             kwargs["seq_len"] = lengths.pop()
+    if "n_outputs" not in kwargs and "n_outputs" in parameters and len(tasks) == 1:
+        kwargs["n_outputs"] = tasks[0].head.num_logits
+    if config.model.enformer_path and "enformer_path" in parameters:
+        kwargs.setdefault("enformer_path", config.model.enformer_path)
+    return kwargs
+
+
+def build_model(phase: Phase, config: RunConfig, tasks: list[TaskDataModule], seed: int,
+                recipe: InputRecipe) -> MultiTaskModule:
+    """A fresh model for the phase, reading inputs as `recipe` makes them (`backbone_arguments`)."""
     model = MultiTaskModule(heads=[t.head.to_dict() for t in tasks], model_name=config.model.name,
-                            model_size=config.model.size, backbone_kwargs=kwargs, lr=phase.hyper.lr,
-                            weight_decay=phase.hyper.weight_decay, freeze_backbone=phase.freeze,
+                            model_size=config.model.size, backbone_kwargs=backbone_arguments(config, tasks, recipe),
+                            lr=phase.hyper.lr, weight_decay=phase.hyper.weight_decay, freeze_backbone=phase.freeze,
                             scheduler_interval=config.recipe.onecycle_interval, seed=seed,
                             single_task_loss=config.recipe.single_task_loss)
     model.set_input_recipe(recipe)
@@ -179,7 +216,8 @@ def _train_seed(phase: Phase, config: RunConfig, paths: Paths, seed: int, recipe
     last = os.path.join(runs.checkpoint_dir(root, run_name), "last.ckpt")
     L.seed_everything(seed, workers=True, verbose=False)
     tasks = make_tasks(phase, config, paths, seed, recipe)
-    check_metric(phase.metric, tasks)
+    if not phase.simple_regression:  # (a Lasso fit monitors no metric)
+        check_metric(phase.metric, tasks)
     check_not_empty(tasks)
     settings = run_settings(phase, config, seed, recipe, tasks, root)
     finished = runs.is_finished(root, run_name)
@@ -191,6 +229,8 @@ def _train_seed(phase: Phase, config: RunConfig, paths: Paths, seed: int, recipe
         with open(metrics_path, encoding="utf-8") as handle:
             return json.load(handle)
 
+    if phase.simple_regression:
+        return _fit_simple_regression(phase, config, paths, seed, recipe, run_name, tasks, settings)
     datamodule = MultiTaskDataModule(tasks, train_mode=phase.hyper.train_mode)
     if reuse and finished:
         trainer = make_trainer(config, phase, run_name, root)
@@ -238,6 +278,30 @@ def _train_seed(phase: Phase, config: RunConfig, paths: Paths, seed: int, recipe
     if trainer.is_global_zero:
         record.update(evaluate_predictions(model, tasks, directory))
         save_json(record, metrics_path)
+    return record
+
+
+def _fit_simple_regression(phase: Phase, config: RunConfig, paths: Paths, seed: int, recipe: InputRecipe,
+                           run_name: str, tasks: list[TaskDataModule], settings: dict) -> dict:
+    """A simple-regression seed: an earlier run of the name is set aside (or deleted with
+    --overwrite), the pipelines are fitted, and the record is written as a trained run's is."""
+    from promoter_modelling.simple_regression import fit_seed
+
+    root = paths.root_dir
+    directory = runs.run_dir(root, run_name)
+    if os.path.isdir(directory) and is_rank_zero():
+        if config.overwrite:
+            shutil.rmtree(directory)
+            print(f"[{run_name}] --overwrite: the earlier run was deleted")
+        else:
+            print(f"[{run_name}] an earlier run exists: kept as {runs.set_aside(root, run_name)}")
+    save_json(settings, runs.settings_path(root, run_name))
+    checkpoint = (run_checkpoint(root, phase.init_from, None, config, paths, recipe, direction=phase.init_direction)
+                  if phase.init_from else None)
+    record = fit_seed(phase, config, paths, seed, run_name, tasks, backbone_arguments(config, tasks, recipe), checkpoint)
+    save_json(record, os.path.join(directory, "test_metrics.json"))
+    save_json({"simple_regression": record["simple_regression"], "features": record["features"]},
+              os.path.join(directory, "done.txt"))  # last: a finished run has its metrics
     return record
 
 

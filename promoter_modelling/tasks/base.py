@@ -47,13 +47,15 @@ class LoaderSettings:
 class TaskContext:
     """What a run tells its tasks: the model (name and input recipe), the data switches, the
     fluorescence split seed of this seed's run (None: the published seed 97) and whether the
-    phase is a pretraining phase (its tasks are not the ones evaluated)."""
+    phase is a pretraining phase (its tasks are not the ones evaluated) or a simple-regression
+    phase (fixed backbone features + Lasso)."""
 
     model_name: str
     recipe: InputRecipe
     data: DataOptions
     split_seed: int | None = None
     pretraining: bool = False
+    simple_regression: bool = False
 
 
 @dataclass(frozen=True)

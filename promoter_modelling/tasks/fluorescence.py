@@ -19,6 +19,7 @@ from promoter_modelling.heads import BINARY, REGRESSION, HeadSpec
 from promoter_modelling.io_utils import load_npy, read_table, save_npy, save_table
 from promoter_modelling.recipe import InputRecipe
 from promoter_modelling.tasks.base import ArrayDataset, RawFile, TaskContext, TaskDataModule
+from promoter_modelling.tasks.construct import codes_in_construct, in_construct
 
 CELLS = ("JURKAT", "K562", "THP1")
 REPLICATES = (1, 2)
@@ -269,7 +270,7 @@ class FluorescenceData(TaskDataModule):
     head_kind = REGRESSION
     cache_prefix = "FluorescenceData"
     OPTIONS = ("split_seed", "min_reads", "zscore", "predict_de", "cells", "train_fraction", "val_fraction",
-               "input_recipe")
+               "input_recipe", "use_construct")
     INPUT_KINDS = ("onehot", "tokens", "motif_counts")
     reports_test_metrics = True
     SHRINKS_TEST_SET = False
@@ -280,14 +281,17 @@ class FluorescenceData(TaskDataModule):
         options: dict[str, object] = {"input_recipe": context.recipe, "split_seed": context.split_seed}
         if "zscore" in cls.OPTIONS:
             options["zscore"] = context.recipe.kind != "onehot"
+        if context.simple_regression:
+            options["use_construct"] = True  # published: simple regression reads the promoter in its plasmid
         return options
 
     def __init__(self, data_dir: str, batch_size: int = 96, num_workers: int = 0, seed: int = 0,
                  shrink_test_set: bool = False, split_seed: int | None = None, min_reads: int = 5,
                  zscore: bool = False, predict_de: bool = False, cells: list[str] | None = None,
                  train_fraction: float = 0.7, val_fraction: float = 0.1,
-                 input_recipe: InputRecipe | None = None) -> None:
+                 input_recipe: InputRecipe | None = None, use_construct: bool = False) -> None:
         super().__init__(data_dir, batch_size, num_workers, seed, shrink_test_set=False)
+        self.use_construct = use_construct  # inputs: the promoter inside its 1,177-bp plasmid context
         self.input_recipe = input_recipe or InputRecipe()
         self.split_seed = split_seed
         self.min_reads = min_reads
@@ -344,11 +348,15 @@ class FluorescenceData(TaskDataModule):
         if not onehot:
             # Model-specific inputs (k-mer tokens, motif counts) are derived from the sequences
             # and cached beside the codes; see recipe.py.
-            full = self.input_recipe.model_inputs(self.merged["sequence"].tolist(), self.cache_dir)
+            sequences = self.merged["sequence"].tolist()
+            full = self.input_recipe.model_inputs(in_construct(sequences) if self.use_construct else sequences,
+                                                  self.cache_dir)
+        elif self.use_construct:
+            full = codes_in_construct(full)
         self.full_dataset = ArrayDataset(full, self.targets(self.merged))
         for split in SPLITS:
             flags = self.merged[f"is_{split}"].to_numpy()
-            if onehot:
+            if onehot and not self.use_construct:
                 x = load_npy(os.path.join(self.cache_dir, f"{split}_seqs.npy"))
             else:
                 x = np.asarray(full[flags])

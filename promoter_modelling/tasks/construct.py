@@ -1,0 +1,40 @@
+"""The plasmid around the fluorescence promoters: the 1,177 bp that regulate EGFP.
+
+The reporter construct of the fluorescence assay (a lentiviral plasmid of 4,865 bp) holds the
+250-bp designed promoter between an NGS adaptor and EGFP. The published simple-regression models
+read the window from the adaptor's first base to the end of EGFP (plasmid positions 1734-2910):
+20 bp upstream of the promoter, the promoter, and 907 bp downstream of it.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from promoter_modelling import sequence as seqlib
+
+PROMOTER_LENGTH = 250
+UPSTREAM = "CAGGGAATGGACTAACTACG"
+DOWNSTREAM = (
+    "GGTAGGCGTGTACGGTGGGAGGCCTATATAAGCAGAGCTGGACTTAGCCTTTAGTGAACCGTCAGAATTAATTCAGATCGATCTACCAGAACCGTCAGAT"
+    "CCGCTAGAGATTACGCCAACCGCCACCATGGGCAGCATGGTGAGCAAGGGCGAGGAGCTGTTCACCGGGGTGGTGCCCATCCTGGTCGAGCTGGACGGCG"
+    "ACGTAAACGGCCACAAGTTCAGCGTGTCCGGCGAGGGCGAGGGCGATGCCACCTACGGCAAGCTGACCCTGAAGTTCATCTGCACCACCGGCAAGCTGCC"
+    "CGTGCCCTGGCCCACCCTCGTGACCACCCTGACCTACGGCGTGCAGTGCTTCAGCCGCTACCCCGACCACATGAAGCAGCACGACTTCTTCAAGTCCGCC"
+    "ATGCCCGAAGGCTACGTCCAGGAGCGCACCATCTTCTTCAAGGACGACGGCAACTACAAGACCCGCGCCGAGGTGAAGTTCGAGGGTGACACCCTGGTGA"
+    "ACCGCATCGAGCTGAAGGGCATCGACTTCAAGGAGGACGGCAACATCCTGGGGCACAAGCTGGAGTACAACTACAACAGCCACAACGTCTATATCATGGC"
+    "CGACAAGCAGAAGAACGGCATCAAGGTGAACTTCAAGATCCGCCACAACATCGAGGACGGCAGCGTGCAGCTCGCCGACCACTACCAGCAGAACACCCCC"
+    "ATCGGCGACGGCCCCGTGCTGCTGCCCGACAACCACTACCTGAGCACCCAGTCCGCCCTGAGCAAAGACCCCAACGAGAAGCGCGATCACATGGTCCTGC"
+    "TGGAGTTCGTGACCGCCGCCGGGATCACTCTCGGCATGGACGAGCTGTACAAGTCAGGCTAATAACAGCTTCCGGACTCTAGAACATCCCTACAGGTGAT"
+    "ATCCTCG"
+)
+CONSTRUCT_LENGTH = len(UPSTREAM) + PROMOTER_LENGTH + len(DOWNSTREAM)  # 1177
+
+
+def in_construct(sequences: list[str]) -> list[str]:
+    """Each 250-bp promoter inside its 1,177-bp plasmid context."""
+    return [UPSTREAM + s + DOWNSTREAM for s in sequences]
+
+
+def codes_in_construct(codes: np.ndarray) -> np.ndarray:
+    """uint8 codes (N, 250) of promoters -> codes (N, 1177) of the promoters in their plasmid context."""
+    flanks = [np.broadcast_to(seqlib.encode([part])[0], (len(codes), len(part))) for part in (UPSTREAM, DOWNSTREAM)]
+    return np.concatenate([flanks[0], codes, flanks[1]], axis=1)
