@@ -29,11 +29,13 @@ STARRSEQ_COORDINATE_CHOICES = ("bed", "published")
 
 @dataclass(frozen=True)
 class ModelChoice:
-    """Backbone name, size and constructor overrides (`--backbone_kwargs`)."""
+    """Backbone name, size, constructor overrides (`--backbone_kwargs`) and where pretrained
+    Enformer weights are (`--enformer_path`: a local folder or hub id; None: the published hub id)."""
 
     name: str = "MTLucifer"
     size: str = "full"
     backbone_kwargs: Mapping[str, object] = field(default_factory=dict)
+    enformer_path: str | None = None
 
 
 @dataclass(frozen=True)

@@ -25,10 +25,8 @@ from promoter_modelling.run_config import (
     TaskChoice,
     TrainerOptions,
 )
-from promoter_modelling.runs import STRATEGIES
+from promoter_modelling.runs import SPLITS_SCRIPT, STRATEGIES
 from promoter_modelling.tasks.registry import task_names
-
-SPLITS_SCRIPT = "train_models_with_different_fluorescence_data_splits"
 
 
 def add_train_arguments(parser: argparse.ArgumentParser, splits_script: bool = False) -> argparse.ArgumentParser:
@@ -103,6 +101,10 @@ def add_train_arguments(parser: argparse.ArgumentParser, splits_script: bool = F
       help="STARR-seq peak sequences: the BED interval (bed), or shifted one base upstream (published)")
     p("--dnabert_path", default=None,
       help="DNABERT weights and tokenizer: local folder or hub id (default zhihan1996/DNA_bert_6)")
+    p("--enformer_path", default=None,
+      help="pretrained Enformer weights (Enformer, EnformerFrozenBase, EnformerFullFrozenBase at size full): a "
+           "local folder with config.json and pytorch_model.bin or model.safetensors, or a hub id (default "
+           "EleutherAI/enformer-official-rough)")
     p("--motif_meme_file", default=None, help="MEME file scanned for MotifBasedFCN inputs")
     p("--backbone_kwargs", type=json.loads, default=None, help="JSON dict overriding backbone constructor arguments")
     p("--num_workers", type=int, default=0, help="DataLoader worker processes")
@@ -172,7 +174,7 @@ def config_from_args(args: argparse.Namespace, splits_script: bool = False) -> R
         config_path=args.config_path,
         strategy=args.modelling_strategy,
         tasks=tasks,
-        model=ModelChoice(args.model_name, args.model_size, dict(args.backbone_kwargs or {})),
+        model=ModelChoice(args.model_name, args.model_size, dict(args.backbone_kwargs or {}), args.enformer_path),
         final=PhaseHyperparameters(args.lr, args.weight_decay, args.batch_size, args.max_epochs, args.train_mode,
                                    args.metric_to_monitor, args.metric_direction_which_is_optimal),
         pretrain=PhaseHyperparameters(args.pretrain_lr, args.pretrain_weight_decay, args.pretrain_batch_size,
