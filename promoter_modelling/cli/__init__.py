@@ -60,6 +60,8 @@ COMMANDS: dict[str, tuple[str, Callable[[list[str] | None], object]]] = {
     "transfer": ("zero-shot transfer to fluorescence (flags of eval_transfer_performance.py)",
                  _analysis("transfer_main")),
     "demo-data": ("write demo / fixture data in the raw formats of every task", _other("demo_data_main")),
+    "compare-models": ("train every backbone on the same fluorescence data and compare them (CPU: small sizes)",
+                       _other("compare_main")),
     "demo": ("train a small model on generated demo data and analyse it (CPU, minutes)", _analysis("demo_main")),
 }
 

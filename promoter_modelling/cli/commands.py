@@ -98,3 +98,23 @@ def demo_data_main(argv: list[str] | None = None) -> None:
     parser.add_argument("--num_sequences", type=int, default=None, help="FluorescenceData promoters (default 3000)")
     args = parser.parse_args(argv)
     demo_data.generate(args.data_dir, args.tasks, args.seed, num_sequences=args.num_sequences)
+
+
+def compare_main(argv: list[str] | None = None) -> None:
+    """`promoter-modelling compare-models`: every backbone on the same fluorescence data."""
+    from promoter_modelling import comparison
+    from promoter_modelling.backbones.registry import MODEL_SIZES
+
+    parser = argparse.ArgumentParser(prog="promoter-modelling compare-models", description=comparison.__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--output_dir", required=True, help="results, config.json and generated demo data go here")
+    parser.add_argument("--models", default=None, help="comma-separated backbone names (default: all)")
+    parser.add_argument("--model_size", default="small", choices=MODEL_SIZES)
+    parser.add_argument("--num_random_seeds", type=int, default=1, help="data splits per model")
+    parser.add_argument("--max_epochs", type=int, default=None, help="epochs for every model (default: per model)")
+    parser.add_argument("--data_dir", default=None, help="data directory with FluorescenceData (default: demo data)")
+    parser.add_argument("--num_sequences", type=int, default=2000, help="promoters of the generated demo data")
+    args = parser.parse_args(argv)
+    models = [m.strip() for m in args.models.split(",") if m.strip()] if args.models else None
+    comparison.compare_models(args.output_dir, models, args.model_size, args.num_random_seeds, args.max_epochs,
+                              args.data_dir, args.num_sequences)
