@@ -5,6 +5,8 @@ PY := $(VENV)/bin/python
 # The CPU wheel here; on GPU machines PyPI serves the CUDA build of the same release.
 TORCH_SPEC ?= torch==2.13.0
 DEMO_DIR ?= demo_output
+# The Enformer models' code, without its exact transformers pin (see README: Enformer)
+ENFORMER_SPEC ?= enformer-pytorch==0.8.12
 
 .PHONY: setup demo test lint clean
 
@@ -13,6 +15,7 @@ $(VENV)/.installed: setup.py
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet "$(TORCH_SPEC)"
 	$(PY) -m pip install --quiet -e ".[test]"
+	$(PY) -m pip install --quiet --no-deps "$(ENFORMER_SPEC)"
 	touch $@
 
 setup: $(VENV)/.installed

@@ -28,6 +28,13 @@ setup(
         "memelite>=0.5",
         "tangermeme",
         "odfpy",
+        "joblib",
+        # what enformer-pytorch's modelling code imports; the package itself is installed without
+        # its dependencies (its exact transformers pin would replace the version DNABERT uses):
+        # pip install --no-deps enformer-pytorch==0.8.12 (make setup does this)
+        "einops>=0.3",
+        "polars",
+        "pyyaml",
     ],
     extras_require={"test": ["pytest", "pytest-xdist", "ruff", "rotary-embedding-torch"]},
     entry_points={"console_scripts": ["promoter-modelling=promoter_modelling.cli:main"]},

@@ -89,7 +89,7 @@ def _digest_arrays(arrays) -> str:
 
 def weights_digest(backbone: torch.nn.Module) -> str:
     """Digest of a backbone's weights and buffers (what decides its features)."""
-    return _digest_arrays(t.detach().cpu().contiguous().view(torch.uint8).numpy().reshape(-1)
+    return _digest_arrays(t.detach().cpu().reshape(-1).contiguous().view(torch.uint8).numpy()
                           for t in backbone.state_dict().values())
 
 

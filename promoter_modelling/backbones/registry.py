@@ -35,6 +35,16 @@ _DNABERT_SIZES = {
                         "num_attention_heads": 2, "intermediate_size": 64, "max_position_embeddings": 512}},
 }
 
+# small/tiny Enformers: random weights (nothing downloaded), 7 downsamplings as at full size, so a
+# 200/250-bp input gives 2 bins and a 1,177-bp one 10
+_ENFORMER_SIZES = {
+    "full": {},
+    "small": {"config": {"dim": 96, "depth": 2, "heads": 4, "attn_dim_key": 16, "num_downsamples": 7,
+                         "dim_divisible_by": 16, "output_heads": {"human": 32, "mouse": 16}}},
+    "tiny": {"config": {"dim": 48, "depth": 1, "heads": 2, "attn_dim_key": 8, "num_downsamples": 7,
+                        "dim_divisible_by": 8, "output_heads": {"human": 16, "mouse": 8}}},
+}
+
 BACKBONES: dict[str, BackboneEntry] = {
     "MTLucifer": BackboneEntry(
         "promoter_modelling.backbones.mtlucifer", "MTLucifer",
@@ -113,6 +123,14 @@ BACKBONES: dict[str, BackboneEntry] = {
                   "branched_channels": 8}},
         "boda2's Basset-branched CNN (one branch per output, one task); L1 + KL loss; Adam (amsgrad) + "
         "cosine warm restarts"),
+    **{name: BackboneEntry("promoter_modelling.backbones.enformer", name, _ENFORMER_SIZES, description)
+       for name, description in (
+           ("Enformer", "pretrained Enformer trunk (--enformer_path) + attention pooling over bins; small/tiny are "
+                        "randomly initialised"),
+           ("EnformerFrozenBase", "frozen pretrained Enformer trunk (eval mode); only the pooling and head train"),
+           ("EnformerFullFrozenBase", "frozen pretrained Enformer's human + mouse outputs per bin, flattened: "
+                                      "features for the simple-regression strategies"),
+           ("EnformerRandomInit", "Enformer architecture with random weights + attention pooling"))},
 }
 
 
