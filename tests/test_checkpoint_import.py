@@ -150,3 +150,24 @@ def test_import_checkpoint_command(joint, published, tmp_path, capsys):
     assert exit_info.value.code == 2
     assert "--allow_unused_heads" in capsys.readouterr().err
     assert not (tmp_path / "no.ckpt").exists()
+
+
+@pytest.mark.parametrize("model_name, task, length", [("Malinois", "Malinois_MPRA", 200), ("MPRAnn", "Malinois_MPRA", 200),
+                                                      ("Malinois", "FluorescenceData", 250)])
+def test_published_checkpoints_of_the_2024_models_import(tmp_path, model_name, task, length):
+    """Malinois (grouped head, n_outputs from the head) and MPRAnn (fc1 width from the task's
+    200 bp) import from the published layout without backbone arguments and predict identically."""
+    head = build_task(task, "unused").head.to_dict()
+    kwargs = {"n_outputs": len(head["output_names"])} if model_name == "Malinois" else {"seq_len": length}
+    torch.manual_seed(3)
+    source = MultiTaskModule(heads=[head], model_name=model_name, model_size="tiny", backbone_kwargs=kwargs).eval()
+    state = {f"model.Backbone.{k}": v.clone() for k, v in source.backbone.state_dict().items()}
+    for key, value in source.heads[head["name"]].state_dict().items():
+        state[f"model.{head['name']}.{key}"] = value.clone()
+    path = tmp_path / "published.ckpt"
+    torch.save({"epoch": 3, "state_dict": state}, path)
+    model = import_published_checkpoint(str(path), model_name, task, "tiny")
+    x = torch.as_tensor(encode(random_sequences(4, length)))
+    with torch.no_grad():
+        np.testing.assert_allclose(model(x)[head["name"]].numpy(), source(x)[head["name"]].numpy(), atol=1e-6)
+    assert model.sequence_lengths[head["name"]] == length

@@ -127,3 +127,34 @@ def test_simple_regression_refuses_several_tasks(config_path):
             "--config_path", config_path, *TINY]
     with pytest.raises(InputError, match="fits one task, got 3"):
         run_strategy(parse_train_args(argv))
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--model_name", "Malinois", "--modelling_strategy", "joint", "--joint_tasks", "FluorescenceData,Malinois_MPRA"],
+     "Malinois predicts the outputs of one task (one branch per output), but this run names 2: FluorescenceData, "
+     "Malinois_MPRA; train it on one task at a time"),
+    (["--model_name", "EnformerFullFrozenBase", "--modelling_strategy", "single_task", "--single_task",
+      "FluorescenceData"],
+     "EnformerFullFrozenBase is a fixed feature extractor without a trainable head: use --modelling_strategy "
+     "single_task_simple_regression or pretrain+simple_regression"),
+    (["--model_name", "Malinois", "--modelling_strategy", "pretrain+finetune", "--pretrain_tasks", "RNASeq",
+      "--finetune_tasks", "FluorescenceData"],
+     "Malinois predicts the outputs of one task (one branch per output), but pretraining names 3: LL100, CCLE, "
+     "Roadmap; train it on one task at a time"),
+])
+def test_models_that_cannot_train_as_asked_fail_before_any_work(config_path, argv, message, capsys):
+    from promoter_modelling.cli import main
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(["train", *argv, "--config_path", config_path, *TINY])
+    assert exit_info.value.code == 2
+    assert capsys.readouterr().err.strip() == f"error: {message}"
+
+
+def test_enformer_without_its_package_is_one_line(monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "enformer_pytorch", None)
+    with pytest.raises(InputError, match=r"^the Enformer backbones need enformer-pytorch: pip install --no-deps "
+                                         r"enformer-pytorch==0\.8\.12$"):
+        build_backbone("EnformerRandomInit", "tiny")
