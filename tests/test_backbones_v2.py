@@ -79,7 +79,7 @@ PROPOSED_SIZES = {
 FULL_KEYS = {ResNet: RESNET_KEYS, MTLuciferWithResidualBlocks: MTL_RES_KEYS, MPRAnn: mprann_keys()}
 
 
-def published_state_dict(table: dict, seed: int = 0) -> dict[str, torch.Tensor]:
+def fan_in_scaled_state_dict(table: dict, seed: int = 0) -> dict[str, torch.Tensor]:
     """Random tensors with the table's shapes, scaled so signals neither vanish nor saturate."""
     generator = torch.Generator().manual_seed(seed)
     out = {}
@@ -129,7 +129,7 @@ def _output_lengths(model: torch.nn.Module, modules: list[torch.nn.Module], x: t
 
 
 def _assert_strict_load(model: torch.nn.Module, table: dict) -> None:
-    state = published_state_dict(table)
+    state = fan_in_scaled_state_dict(table)
     missing = dict(state)
     missing.pop(next(iter(table)))
     with pytest.raises(RuntimeError, match="Missing key"):
@@ -304,7 +304,7 @@ def test_mprann_loads_published_state_dict_strict():
 
 def test_mprann_matches_functional_reference():
     model = MPRAnn().eval()
-    state = published_state_dict(mprann_keys(), seed=5)
+    state = fan_in_scaled_state_dict(mprann_keys(), seed=5)
     model.load_state_dict(state, strict=True)
 
     def bn(x, name):
