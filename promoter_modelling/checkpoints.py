@@ -231,11 +231,9 @@ def _shape_arguments(model_name: str, specs: list[HeadSpec], kwargs: dict, seque
     """Constructor arguments a published checkpoint's shapes depend on, when not given: the input
     length of a backbone built for one (PureCNN, MPRAnn) and the outputs of a one-task backbone
     (Malinois), from the heads."""
-    import inspect
+    from promoter_modelling.backbones.registry import backbone_parameters
 
-    from promoter_modelling.backbones.registry import backbone_class
-
-    parameters = inspect.signature(backbone_class(model_name)).parameters
+    parameters = backbone_parameters(model_name)
     lengths = {PUBLISHED_SEQUENCE_LENGTHS.get(s.name.split("_subsampled_")[0]) for s in specs}
     length = sequence_length or (lengths.pop() if len(lengths) == 1 else None)  # heads agreeing on one length
     if "seq_len" in parameters and "seq_len" not in kwargs and length:

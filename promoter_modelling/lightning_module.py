@@ -9,7 +9,6 @@ the model and reads sequences as training did (`checkpoints.load_model`).
 
 from __future__ import annotations
 
-import inspect
 from dataclasses import replace
 
 import lightning as L
@@ -17,7 +16,7 @@ import torch
 from lightning.pytorch.utilities import CombinedLoader
 from torch import nn
 
-from promoter_modelling.backbones.registry import backbone_class, build_backbone
+from promoter_modelling.backbones.registry import backbone_parameters, build_backbone
 from promoter_modelling.errors import InputError
 from promoter_modelling.heads import HeadSpec, head_loss
 from promoter_modelling.metrics import HeadMetrics
@@ -54,7 +53,7 @@ class MultiTaskModule(L.LightningModule):
         # architecture_only: the weights come from a checkpoint next, so a backbone that would read
         # pretrained weights (Enformer: `pretrained`) is only built
         kwargs = dict(backbone_kwargs or {})
-        if architecture_only and "pretrained" in inspect.signature(backbone_class(model_name)).parameters:
+        if architecture_only and "pretrained" in backbone_parameters(model_name):
             kwargs["pretrained"] = False
         self.backbone = build_backbone(model_name, model_size, **kwargs)
         self.head_specs = [HeadSpec.from_dict(h) if isinstance(h, dict) else h for h in heads]

@@ -4,7 +4,6 @@ then fit (or reuse / resume) and test."""
 from __future__ import annotations
 
 import contextlib
-import inspect
 import json
 import os
 import shutil
@@ -15,7 +14,7 @@ import torch
 
 from promoter_modelling import download, locks, runs
 from promoter_modelling.backbones.dnabert import DEFAULT_DNABERT_PATH
-from promoter_modelling.backbones.registry import backbone_class
+from promoter_modelling.backbones.registry import backbone_class, backbone_parameters
 from promoter_modelling.checkpoints import AtomicCheckpointIO, load_backbone_weights, load_model, read_checkpoint
 from promoter_modelling.config import Paths
 from promoter_modelling.errors import InputError
@@ -158,7 +157,7 @@ def backbone_arguments(config: RunConfig, tasks: list[TaskDataModule], recipe: I
     layers are lazy) when every task has the same one, and the number of outputs of a backbone
     with one branch per output (Malinois)."""
     kwargs = {**recipe.backbone_arguments(), **dict(config.model.backbone_kwargs)}
-    parameters = inspect.signature(backbone_class(config.model.name)).parameters
+    parameters = backbone_parameters(config.model.name)
     if "seq_len" not in kwargs and "seq_len" in parameters:
         lengths = {task.input_length() for task in tasks}
         if len(lengths) == 1 and None not in lengths:
@@ -238,12 +237,8 @@ def _train_seed(phase: Phase, config: RunConfig, paths: Paths, seed: int, recipe
     else:
         resume = last if reuse and os.path.exists(last) else None
         completed_epoch = resumable_epoch(last) if resume else None
-        if not resume and os.path.isdir(directory) and is_rank_zero():
-            if config.overwrite:
-                shutil.rmtree(directory)
-                print(f"[{run_name}] --overwrite: the earlier run was deleted")
-            else:
-                print(f"[{run_name}] an earlier run exists: kept as {runs.set_aside(root, run_name)}")
+        if not resume:
+            clear_earlier_run(config, root, run_name)
         if is_rank_zero():
             save_json(settings, runs.settings_path(root, run_name))
         model = build_model(phase, config, tasks, seed, run_recipe(recipe, phase, seed, tasks))
@@ -281,6 +276,18 @@ def _train_seed(phase: Phase, config: RunConfig, paths: Paths, seed: int, recipe
     return record
 
 
+def clear_earlier_run(config: RunConfig, root: str, run_name: str) -> None:
+    """Before a run is trained or fitted anew: an earlier run of the name is set aside as a
+    version, or deleted with --overwrite (by rank 0 only)."""
+    if not os.path.isdir(runs.run_dir(root, run_name)) or not is_rank_zero():
+        return
+    if config.overwrite:
+        shutil.rmtree(runs.run_dir(root, run_name))
+        print(f"[{run_name}] --overwrite: the earlier run was deleted")
+    else:
+        print(f"[{run_name}] an earlier run exists: kept as {runs.set_aside(root, run_name)}")
+
+
 def _fit_simple_regression(phase: Phase, config: RunConfig, paths: Paths, seed: int, recipe: InputRecipe,
                            run_name: str, tasks: list[TaskDataModule], settings: dict) -> dict:
     """A simple-regression seed: an earlier run of the name is set aside (or deleted with
@@ -289,12 +296,7 @@ def _fit_simple_regression(phase: Phase, config: RunConfig, paths: Paths, seed: 
 
     root = paths.root_dir
     directory = runs.run_dir(root, run_name)
-    if os.path.isdir(directory) and is_rank_zero():
-        if config.overwrite:
-            shutil.rmtree(directory)
-            print(f"[{run_name}] --overwrite: the earlier run was deleted")
-        else:
-            print(f"[{run_name}] an earlier run exists: kept as {runs.set_aside(root, run_name)}")
+    clear_earlier_run(config, root, run_name)
     save_json(settings, runs.settings_path(root, run_name))
     checkpoint = (run_checkpoint(root, phase.init_from, None, config, paths, recipe, direction=phase.init_direction)
                   if phase.init_from else None)

@@ -8,6 +8,7 @@ write its module and add one entry here.
 from __future__ import annotations
 
 import importlib
+import inspect
 from dataclasses import dataclass, field
 
 from torch import nn
@@ -143,6 +144,11 @@ def backbone_class(name: str) -> type[nn.Module]:
     if entry is None:
         raise InputError(f"unknown model {name!r}; known models: {', '.join(backbone_names())}")
     return getattr(importlib.import_module(entry.module), entry.cls)
+
+
+def backbone_parameters(name: str) -> set[str]:
+    """Names of the constructor arguments of a backbone (what a run may fill in for it)."""
+    return set(inspect.signature(backbone_class(name)).parameters)
 
 
 def backbone_kwargs(name: str, size: str = "full", **overrides) -> dict:
