@@ -19,7 +19,6 @@ from promoter_modelling.errors import InputError
 STRATEGIES = ("single_task", "joint", "pretrain", "pretrain+finetune", "pretrain+linear_probing",
               "single_task_simple_regression", "pretrain+simple_regression")
 SPLITS_SCRIPT = "train_models_with_different_fluorescence_data_splits"  # the script recorded with its runs
-SIMPLE_REGRESSION_STRATEGIES = ("single_task_simple_regression", "pretrain+simple_regression")
 
 
 def _join(tasks: str) -> str:
