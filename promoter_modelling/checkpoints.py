@@ -91,12 +91,17 @@ def backbone_state(path: str) -> dict[str, torch.Tensor]:
 
 def load_backbone_weights(model, path: str) -> None:
     """Initialise `model.backbone` from a (pretraining) checkpoint; heads are not copied."""
+    load_pretrained_backbone(model.backbone, path, model.hparams.model_name, model.hparams.model_size)
+
+
+def load_pretrained_backbone(backbone, path: str, model_name: str, model_size: str) -> None:
+    """Load a checkpoint's backbone weights into `backbone` (strict); weights that do not fit are a
+    one-line error naming the keys and shapes."""
     state = backbone_state(path)
-    problems = describe_mismatch(model.backbone.state_dict(), state)
+    problems = describe_mismatch(backbone.state_dict(), state)
     if problems:
-        raise InputError(f"{path}: pretrained backbone does not fit {model.hparams.model_name} (size "
-                         f"{model.hparams.model_size}): {problems}")
-    model.backbone.load_state_dict(state, strict=True)
+        raise InputError(f"{path}: pretrained backbone does not fit {model_name} (size {model_size}): {problems}")
+    backbone.load_state_dict(state, strict=True)
 
 
 def describe_mismatch(expected: dict, given: dict, rename=None) -> str:

@@ -24,7 +24,7 @@ import torch
 
 from promoter_modelling import runs
 from promoter_modelling.backbones.registry import build_backbone
-from promoter_modelling.checkpoints import backbone_state
+from promoter_modelling.checkpoints import load_pretrained_backbone
 from promoter_modelling.config import Paths
 from promoter_modelling.download import atomic_path
 from promoter_modelling.errors import InputError
@@ -169,12 +169,7 @@ def fit_seed(phase: Phase, config: RunConfig, paths: Paths, seed: int, run_name:
     directory = runs.run_dir(root, run_name)
     backbone = build_backbone(config.model.name, config.model.size, **backbone_kwargs)
     if checkpoint:
-        try:
-            backbone.load_state_dict(backbone_state(checkpoint), strict=True)
-        except RuntimeError as exc:
-            first = str(exc).strip().splitlines()[0]
-            raise InputError(f"{checkpoint}: the pretrained backbone does not fit {config.model.name} as built for "
-                             f"{task.task_name} ({first})") from None
+        load_pretrained_backbone(backbone, checkpoint, config.model.name, config.model.size)
         print(f"[{run_name}] features from the pretrained backbone of {checkpoint}")
     x, y, measured, splits = task_rows(task)
     cache = unified_cache_dir(root, run_name)

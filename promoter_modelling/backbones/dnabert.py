@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from promoter_modelling.backbones.base import Backbone
-from promoter_modelling.errors import InputError
+from promoter_modelling.errors import InputError, first_line
 
 DEFAULT_DNABERT_PATH = "zhihan1996/DNA_bert_6"
 DNABERT_VOCAB_SIZE = 4101  # [PAD], [UNK], [CLS], [SEP], [MASK] and the 4096 6-mers
@@ -35,8 +35,7 @@ def check_dnabert_path(path: str) -> None:
 
 
 def _load_error(path: str, exc: Exception) -> InputError:
-    first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    return InputError(f"cannot load DNABERT from {path!r} ({first}); pass --dnabert_path with a local folder "
+    return InputError(f"cannot load DNABERT from {path!r} ({first_line(exc)}); pass --dnabert_path with a local folder "
                       "holding config.json, the weights and vocab.txt, or a reachable hub id")
 
 

@@ -30,7 +30,7 @@ from torch import nn
 
 from promoter_modelling.backbones.base import Backbone
 from promoter_modelling.backbones.dnabert import looks_like_local_path
-from promoter_modelling.errors import InputError
+from promoter_modelling.errors import InputError, first_line
 
 if TYPE_CHECKING:
     from enformer_pytorch import Enformer as EnformerModel
@@ -72,7 +72,7 @@ def build_enformer(config: dict, output_heads: dict | None = None) -> EnformerMo
             raise ValueError(problem)
         return model_cls(hparams)
     except (TypeError, ValueError, AssertionError, ArithmeticError) as exc:
-        raise InputError(f"invalid Enformer config {config!r}: {_first_line(exc)}") from exc
+        raise InputError(f"invalid Enformer config {config!r}: {first_line(exc)}") from exc
 
 
 def _config_problem(hparams) -> str | None:
@@ -85,11 +85,6 @@ def _config_problem(hparams) -> str | None:
     if hparams.num_downsamples < 3:
         return f"num_downsamples must be at least 3, got {hparams.num_downsamples}"
     return None
-
-
-def _first_line(exc: Exception) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def _load_error(path: str, reason: str) -> InputError:
@@ -133,7 +128,7 @@ def _load_folder(folder: str, path: str) -> EnformerModel:
     except InputError as exc:
         raise _load_error(path, str(exc)) from exc
     except Exception as exc:  # noqa: BLE001 - unreadable JSON or weights (pickle, safetensors, OS errors)
-        raise _load_error(path, _first_line(exc)) from exc
+        raise _load_error(path, first_line(exc)) from exc
     _load_strict(model, state, path)
     return model
 
@@ -198,7 +193,7 @@ def load_pretrained_enformer(path: str) -> EnformerModel:
     try:
         folder = _hub_folder(path)
     except Exception as exc:  # noqa: BLE001 - no network, unknown repository, missing files, ...
-        raise _load_error(path, _first_line(exc)) from exc
+        raise _load_error(path, first_line(exc)) from exc
     return _load_folder(folder, path)
 
 
