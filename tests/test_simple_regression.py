@@ -158,3 +158,17 @@ def test_enformer_without_its_package_is_one_line(monkeypatch):
     with pytest.raises(InputError, match=r"^the Enformer backbones need enformer-pytorch: pip install --no-deps "
                                          r"enformer-pytorch==0\.8\.12$"):
         build_backbone("EnformerRandomInit", "tiny")
+
+
+def test_enformer_path_reaches_the_model_through_the_training_script(config_path, tmp_path, capsys):
+    from promoter_modelling.cli import main
+
+    missing = str(tmp_path / "no_enformer_here")
+    with pytest.raises(SystemExit) as exit_info:
+        main(["train", "--model_name", "Enformer", "--modelling_strategy", "single_task", "--single_task",
+              "FluorescenceData", "--enformer_path", missing, "--config_path", config_path, "--loggers", "csv"])
+    assert exit_info.value.code == 2
+    assert capsys.readouterr().err.strip() == (
+        f"error: Enformer folder {missing!r} does not exist; download the hub repository "
+        "EleutherAI/enformer-official-rough (config.json and pytorch_model.bin) into a folder and pass "
+        "--enformer_path <folder>")
