@@ -46,6 +46,12 @@ def _other(name: str) -> Callable[[list[str] | None], object]:
     return command
 
 
+def _design(argv: list[str] | None = None) -> object:
+    from promoter_modelling.cli.design_args import design_main
+
+    return design_main(argv)
+
+
 COMMANDS: dict[str, tuple[str, Callable[[list[str] | None], object]]] = {
     "train": ("train models (flags of train_models.py)", train_main),
     "train-splits": ("train on several fluorescence data splits (flags of "
@@ -62,6 +68,8 @@ COMMANDS: dict[str, tuple[str, Callable[[list[str] | None], object]]] = {
     "demo-data": ("write demo / fixture data in the raw formats of every task", _other("demo_data_main")),
     "compare-models": ("train every backbone on the same fluorescence data and compare them (CPU: small sizes)",
                        _other("compare_main")),
+    "design": ("design cell-type-specific promoters with trained models (optionally conservative, COMs)",
+               _design),
     "demo": ("train a small model on generated demo data and analyse it (CPU, minutes)", _analysis("demo_main")),
 }
 

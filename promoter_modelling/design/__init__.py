@@ -1,0 +1,1 @@
+"""Design of cell-type-specific promoters with trained models."""
