@@ -85,7 +85,7 @@ def _pwm_objective(weights: np.ndarray):
 def test_gradient_ascent_reaches_the_optimum_of_an_additive_objective():
     weights = RNG.normal(size=(60, 4))
     start = RNG.integers(0, 4, size=(8, 60)).astype(np.uint8)
-    options = search.SearchOptions(steps=60, lr=0.5, batch_size=3)  # several batches
+    options = search.SearchOptions(steps=300, lr=0.5, batch_size=3)  # several batches
     best, value = search.gradient_ascent(start, _pwm_objective(weights), options, SequenceConstraints())
     optimum = weights.argmax(axis=1)
     assert (best == optimum).all()

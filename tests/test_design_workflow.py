@@ -9,6 +9,7 @@ import os
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import raises
 
 from promoter_modelling import cli
 from promoter_modelling.design.constraints import SequenceConstraints
@@ -115,7 +116,7 @@ def design_error(trained, out, capsys, *flags: str) -> str:
     with pytest.raises(SystemExit) as info:
         design_cli(trained, out, *flags)
     assert info.value.code == 2
-    lines = capsys.readouterr().err.strip().splitlines()
+    lines = [line for line in capsys.readouterr().err.strip().splitlines() if not line.startswith("[design] ")]
     assert len(lines) == 1 and lines[0].startswith("error: "), lines
     return lines[0][len("error: "):]
 
@@ -155,3 +156,33 @@ def test_random_starts_and_both_optimisers_through_the_api(trained, tmp_path, op
     assert designs["gc"].between(0.3, 0.7).all()
     record = json.loads((tmp_path / "out" / "design.json").read_text())
     assert record["options"]["conservative"] is conservative and record["options"]["optimizer"] == optimizer
+
+
+def test_starts_that_cannot_meet_the_constraints_are_refused(trained, tmp_path, capsys):
+    message = design_error(trained, tmp_path / "out", capsys, "--target_cell", "K562", "--num_designs", "2",
+                           "--gc_min", "0.9", "--gc_max", "0.95")
+    assert message.startswith("4 of 4 starting sequences cannot be brought within the constraints (GC ")
+    assert message.endswith(" below 0.90); relax them")
+
+
+def test_ensemble_members_must_agree_and_gradients_need_one_hot_models(trained):
+    import copy
+
+    from promoter_modelling.checkpoints import load_model
+    from promoter_modelling.design.ensemble import Ensemble
+    from promoter_modelling.heads import HeadSpec
+
+    first, second = (load_model(c) for c in trained["checkpoints"])
+    paths = ["seed_0.ckpt", "seed_1.ckpt"]
+    other_length = copy.deepcopy(second)
+    other_length.sequence_lengths = {"Fluorescence": 200}
+    raises("seed_1.ckpt: trained on 200-bp sequences but seed_0.ckpt on 250 bp", Ensemble, paths, "K562",
+           models=[first, other_length])
+    other_cells = copy.deepcopy(second)
+    other_cells.head_specs = [HeadSpec("Fluorescence", ["JURKAT", "THP1", "K562"], "regression")]
+    raises("seed_1.ckpt: head 'Fluorescence' differs from seed_0.ckpt (an ensemble needs checkpoints trained on the "
+           "same task)", Ensemble, paths, "K562", models=[first, other_cells])
+    ensemble = Ensemble(paths[:1], "K562", models=[first])
+    ensemble.input_kind = "motif_counts"
+    raises("seed_0.ckpt: gradient-based design needs a one-hot model; this one reads motif_counts inputs (use "
+           "--optimizer evolution)", ensemble.predict_soft, None)

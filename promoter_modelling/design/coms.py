@@ -32,10 +32,10 @@ class ConservativeOptions:
     step size that find x_adv; seed: batch order."""
 
     alpha: float = 1.0
-    steps: int = 200
+    steps: int = 100
     lr: float = 1e-4
-    batch_size: int = 64
-    adversarial_steps: int = 10
+    batch_size: int = 32
+    adversarial_steps: int = 5
     adversarial_lr: float = 0.5
     seed: int = 0
 
@@ -65,7 +65,7 @@ def adversarial_sequences(objective, start: torch.Tensor, steps: int, lr: float)
 
 
 def conservative_copy(model, head: str, codes: np.ndarray, targets: np.ndarray, target: int, kind: str,
-                      options: ConservativeOptions, device: torch.device | str = "cpu"):
+                      options: ConservativeOptions, device: torch.device | str = "cpu", progress: bool = False):
     """A conservatively fine-tuned copy of `model` (the model itself is not changed).
 
     Parameters
@@ -77,6 +77,7 @@ def conservative_copy(model, head: str, codes: np.ndarray, targets: np.ndarray, 
     target, kind : the design objective (target cell index and specificity kind).
     options : penalty weight, steps, learning rates.
     device : where the copy is trained.
+    progress : show a progress bar.
 
     Returns
     -------
@@ -96,7 +97,12 @@ def conservative_copy(model, head: str, codes: np.ndarray, targets: np.ndarray, 
     objective = _member_objective(copy_, head, target, kind)
     rng = np.random.default_rng(options.seed)
     y_all = torch.as_tensor(np.asarray(targets, dtype=np.float32))
-    for _ in range(options.steps):
+    steps = range(options.steps)
+    if progress:
+        from tqdm.auto import tqdm
+
+        steps = tqdm(steps, desc="conservative fine-tuning", unit="batch")
+    for _ in steps:
         rows = rng.choice(len(codes), size=min(options.batch_size, len(codes)), replace=False)
         x = codes_to_one_hot(torch.as_tensor(codes[rows])).to(device)
         y = y_all[rows].to(device)

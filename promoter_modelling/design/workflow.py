@@ -149,7 +149,8 @@ def optimise(ensemble: Ensemble, start: np.ndarray, options: DesignOptions,
         _log(f"fine-tuning {len(members)} conservative model(s) (alpha {options.coms.alpha}, "
              f"{options.coms.steps} steps)")
         members = [coms.conservative_copy(m, ensemble.head, training.codes, training.measured, ensemble.target,
-                                          options.objective, options.coms, device) for m in members]
+                                          options.objective, options.coms, device, options.progress)
+                   for m in members]
     if options.optimizer == "gradient":
         objective = search.objective_of(lambda x: ensemble.predict_soft(x, members), ensemble.target,
                                         options.objective, options.spread_penalty)
