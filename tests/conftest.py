@@ -56,6 +56,28 @@ def fluorescence_data_dir(tmp_path_factory) -> str:
     return root
 
 
+def train_fluorescence_seeds(root, data_dir: str, model_flags: list[str], seeds: int = 2) -> tuple[str, list[str]]:
+    """Train `seeds` seeds of a model for one epoch on the FluorescenceData of `data_dir`, with
+    results under `root`. Returns the config path and the seeds' run folders
+    (`saved_models/<run>_seed_k`), in seed order."""
+    import glob
+    import json
+
+    from promoter_modelling import cli
+    from promoter_modelling.strategies import run_strategy
+
+    config = os.path.join(str(root), "config.json")
+    with open(config, "w", encoding="utf-8") as handle:
+        json.dump({"root_dir": os.path.join(str(root), "results"), "root_data_dir": data_dir}, handle)
+    run_strategy(cli.parse_train_args([
+        "--config_path", config, "--modelling_strategy", "single_task", "--single_task", "FluorescenceData",
+        "--max_epochs", "1", "--batch_size", "64", "--lr", "1e-3", "--num_random_seeds", str(seeds),
+        "--loggers", "csv", "--accelerator", "cpu", *model_flags]))
+    runs = sorted(glob.glob(os.path.join(str(root), "results", "saved_models", "*_seed_*")))
+    assert len(runs) == seeds, runs
+    return config, runs
+
+
 def raises(message: str, function, *args, **kwargs) -> None:
     """Call `function` and check it raises InputError with exactly `message` ('...' matches any text)."""
     with pytest.raises(InputError) as info:

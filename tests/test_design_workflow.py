@@ -9,31 +9,22 @@ import os
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import raises
+from conftest import raises, train_fluorescence_seeds
 
 from promoter_modelling import cli
 from promoter_modelling.design.constraints import SequenceConstraints
 from promoter_modelling.predict import predict_sequences, read_fasta
 
-RUN = "individual_training_on_FluorescenceData_tiny"
 CELLS = ["JURKAT", "K562", "THP1"]
 
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory, fluorescence_data_dir) -> dict:
     """Two seeds of a tiny MTLucifer trained for one epoch on generated fluorescence data."""
-    from promoter_modelling.strategies import run_strategy
-
     root = tmp_path_factory.mktemp("design")
-    config = root / "config.json"
-    config.write_text(json.dumps({"root_dir": str(root / "results"), "root_data_dir": fluorescence_data_dir}))
-    run_strategy(cli.parse_train_args([
-        "--config_path", str(config), "--modelling_strategy", "single_task", "--single_task", "FluorescenceData",
-        "--model_size", "tiny", "--max_epochs", "1", "--batch_size", "64", "--lr", "1e-3",
-        "--num_random_seeds", "2", "--loggers", "csv", "--accelerator", "cpu"]))
-    runs = [str(root / "results" / "saved_models" / f"{RUN}_seed_{seed}") for seed in (0, 1)]
+    config, runs = train_fluorescence_seeds(root, fluorescence_data_dir, ["--model_size", "tiny"])
     checkpoints = [json.loads(open(os.path.join(r, "default", "done.txt")).read())["best_checkpoint"] for r in runs]
-    return {"root": root, "config": str(config), "runs": runs, "checkpoints": checkpoints}
+    return {"root": root, "config": config, "runs": runs, "checkpoints": checkpoints}
 
 
 def levenshtein(a: str, b: str) -> int:

@@ -9,6 +9,7 @@ import os
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import train_fluorescence_seeds
 
 from promoter_modelling import cli
 from promoter_modelling.errors import InputError
@@ -21,15 +22,8 @@ PRED = ["pred_JURKAT", "pred_K562", "pred_THP1"]
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory, fluorescence_data_dir) -> dict:
     """Two seeds of a tiny PureCNN trained for one epoch on generated fluorescence data."""
-    from promoter_modelling.strategies import run_strategy
-
     root = tmp_path_factory.mktemp("predict")
-    config = root / "config.json"
-    config.write_text(json.dumps({"root_dir": str(root / "results"), "root_data_dir": fluorescence_data_dir}))
-    run_strategy(cli.parse_train_args([
-        "--config_path", str(config), "--modelling_strategy", "single_task", "--single_task", "FluorescenceData",
-        "--model_name", "PureCNN", "--model_size", "tiny", "--max_epochs", "1", "--batch_size", "64", "--lr", "1e-3",
-        "--num_random_seeds", "2", "--loggers", "csv", "--accelerator", "cpu"]))
+    train_fluorescence_seeds(root, fluorescence_data_dir, ["--model_name", "PureCNN", "--model_size", "tiny"])
     out = {"root": root}
     for seed in (0, 1):
         directory = root / "results" / "saved_models" / f"{RUN}_seed_{seed}" / "default"
