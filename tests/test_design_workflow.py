@@ -143,7 +143,7 @@ def test_random_starts_and_both_optimisers_through_the_api(trained, tmp_path, op
         constraints=SequenceConstraints(gc_min=0.3, gc_max=0.7), min_distance=5, progress=False)
     designs = workflow.design_promoters(trained["checkpoints"], options, str(tmp_path / "out"),
                                         load_paths(trained["config"]))
-    assert len(designs) == 3 and (designs["start"] == "random").all()
+    assert len(designs) == 3 and (designs["start"] == "random").all() and "motif_hits" in designs.columns
     assert designs["gc"].between(0.3, 0.7).all()
     record = json.loads((tmp_path / "out" / "design.json").read_text())
     assert record["options"]["conservative"] is conservative and record["options"]["optimizer"] == optimizer

@@ -27,8 +27,9 @@ MAX_BACKGROUND = 5000  # training promoters scanned for the enrichment backgroun
 
 
 def write_report(output_dir: str, designs: pd.DataFrame, candidates: pd.DataFrame, options, ensemble,
-                 training, training_predictions: np.ndarray | None, record: dict) -> dict[str, str]:
-    """Write every output of a design run into `output_dir`; returns name -> path of the files.
+                 training, training_predictions: np.ndarray | None,
+                 record: dict) -> tuple[pd.DataFrame, dict[str, str]]:
+    """Write every output of a design run into `output_dir`.
 
     Parameters
     ----------
@@ -40,6 +41,10 @@ def write_report(output_dir: str, designs: pd.DataFrame, candidates: pd.DataFram
     training : TrainingPromoters or None.
     training_predictions : ensemble predictions (members, N, cells) of the training promoters.
     record : what design.json stores.
+
+    Returns
+    -------
+    The designs as written to designs.tsv (with `motif_hits`), and name -> path of the files.
     """
     os.makedirs(output_dir, exist_ok=True)
     files: dict[str, str] = {}
@@ -78,4 +83,4 @@ def write_report(output_dir: str, designs: pd.DataFrame, candidates: pd.DataFram
     record = dict(record, files={k: os.path.basename(v) for k, v in files.items()}, num_designs=len(designs))
     files["record"] = os.path.join(output_dir, "design.json")
     save_json(record, files["record"])
-    return files
+    return designs, files

@@ -252,7 +252,7 @@ def design_promoters(checkpoints: Sequence[str], options: DesignOptions, output_
     if len(designs) < options.num_designs:
         _log(f"only {len(designs)} of {options.num_candidates} candidates meet the constraints at edit distance "
              f">= {options.min_distance} from each other (asked for {options.num_designs})")
-    write_report(output_dir, designs, table, options, ensemble, training, training_predictions,
+    designs, _ = write_report(output_dir, designs, table, options, ensemble, training, training_predictions,
                  {"checkpoints": [os.path.abspath(p) for p in ensemble.paths], "options": options.record(),
                   "seconds": round(time.time() - began, 1)})
     _log(f"wrote {len(designs)} designs to {output_dir} in {time.time() - began:.0f} s")
