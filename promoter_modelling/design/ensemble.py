@@ -105,10 +105,14 @@ class Ensemble:
             out[m] = predict_inputs(model, inputs, batch_size=batch_size, device=self.device, heads=[self.head])[self.head]
         return out
 
+    def require_one_hot(self, use: str, hint: str = "") -> None:
+        """Refuse `use` (e.g. "gradient-based design") in one line unless the members read one-hot inputs."""
+        if not self.differentiable:
+            raise InputError(f"{self.paths[0]}: {use} needs a one-hot model; this one reads {self.input_kind} "
+                             f"inputs{hint}")
+
     def predict_soft(self, onehot: torch.Tensor, models: Sequence | None = None) -> torch.Tensor:
         """Differentiable predictions (members, N, cells) for (N, L, 4) relaxed one-hot inputs."""
-        if not self.differentiable:
-            raise InputError(f"{self.paths[0]}: gradient-based design needs a one-hot model; this one reads "
-                             f"{self.input_kind} inputs (use --optimizer evolution)")
+        self.require_one_hot("gradient-based design", " (use --optimizer evolution)")
         members = self.models if models is None else models
         return torch.stack([model(onehot, heads=[self.head])[self.head] for model in members])

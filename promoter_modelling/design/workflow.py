@@ -216,12 +216,10 @@ def design_promoters(checkpoints: Sequence[str], options: DesignOptions, output_
     device = resolve_device(options.device)
     torch.manual_seed(options.seed)
     ensemble = Ensemble(checkpoints, options.target_cell, options.head, device)
-    if options.optimizer == "gradient" and not ensemble.differentiable:
-        raise InputError(f"{ensemble.paths[0]}: gradient-based design needs a one-hot model; this one reads "
-                         f"{ensemble.input_kind} inputs (use --optimizer evolution)")
-    if options.conservative and not ensemble.differentiable:
-        raise InputError(f"{ensemble.paths[0]}: conservative models need a one-hot model; this one reads "
-                         f"{ensemble.input_kind} inputs")
+    if options.optimizer == "gradient":
+        ensemble.require_one_hot("gradient-based design", " (use --optimizer evolution)")
+    if options.conservative:
+        ensemble.require_one_hot("conservative models")
     needs_training = options.start == "training" or options.conservative
     training = training_promoters(paths, ensemble) if (paths is not None or needs_training) else None
     length = ensemble.length or (training.codes.shape[1] if training is not None else None)
