@@ -177,3 +177,41 @@ def test_ensemble_members_must_agree_and_gradients_need_one_hot_models(trained):
     ensemble.input_kind = "motif_counts"
     raises("seed_0.ckpt: gradient-based design needs a one-hot model; this one reads motif_counts inputs (use "
            "--optimizer evolution)", ensemble.predict_soft, None)
+
+
+def test_every_flag_reaches_the_design_options(monkeypatch, tmp_path):
+    """The command line's flags arrive, typed, in DesignOptions (through design_main's own path)."""
+    import pandas as pd
+
+    from promoter_modelling.design import workflow
+
+    seen = {}
+
+    def capture(checkpoints, options, output_dir, paths, overwrite=False):
+        seen.update(checkpoints=checkpoints, options=options, output_dir=output_dir, overwrite=overwrite)
+        return pd.DataFrame()
+
+    monkeypatch.setattr(workflow, "design_promoters", capture)
+    config = tmp_path / "config.json"
+    config.write_text(json.dumps({"root_dir": str(tmp_path / "r"), "root_data_dir": str(tmp_path / "d")}))
+    cli.main(["design", "--checkpoint", "a.ckpt", "b.ckpt", "--target_cell", "THP1", "--objective", "de",
+              "--num_designs", "7", "--candidates_per_design", "3", "--optimizer", "evolution", "--start", "random",
+              "--steps", "11", "--lr", "0.3", "--init_scale", "1.5", "--children", "5", "--mutations", "4",
+              "--batch_size", "17", "--conservative", "--coms_alpha", "0.2", "--coms_steps", "9", "--coms_lr", "0.001",
+              "--coms_adversarial_steps", "2", "--gc_min", "0.3", "--gc_max", "0.7", "--max_homopolymer", "6",
+              "--forbidden_sites", "gaattc,GGATCC", "--min_distance", "12", "--spread_penalty", "0.5",
+              "--head", "Fluorescence", "--seed", "3", "--device", "cpu", "--output_dir", str(tmp_path / "o"),
+              "--overwrite", "--quiet", "--config_path", str(config)])
+    o = seen["options"]
+    assert seen["checkpoints"] == ["a.ckpt", "b.ckpt"] and seen["overwrite"] is True
+    assert seen["output_dir"] == str(tmp_path / "o")
+    assert (o.target_cell, o.objective, o.num_designs, o.candidates_per_design, o.optimizer, o.start) == (
+        "THP1", "de", 7, 3, "evolution", "random")
+    assert (o.search.steps, o.search.lr, o.search.init_scale, o.search.children, o.search.mutations,
+            o.search.batch_size) == (11, 0.3, 1.5, 5, 4, 17)
+    assert o.conservative and (o.coms.alpha, o.coms.steps, o.coms.lr, o.coms.adversarial_steps, o.coms.seed) == (
+        0.2, 9, 0.001, 2, 3)
+    assert (o.constraints.gc_min, o.constraints.gc_max, o.constraints.max_homopolymer,
+            o.constraints.forbidden_sites) == (0.3, 0.7, 6, ("GAATTC", "GGATCC"))
+    assert (o.min_distance, o.spread_penalty, o.head, o.seed, o.device, o.progress) == (
+        12, 0.5, "Fluorescence", 3, "cpu", False)
