@@ -60,10 +60,13 @@ class CNNBlock(nn.Module):
         groups = gn_num_groups or max(1, out_channels // gn_group_size)
         self.gn = nn.GroupNorm(groups, out_channels)
         self.dropout = nn.Dropout(0.1)
+        self.activation = nn.GELU()  # a module, so attribution methods can hook it (no parameters)
+        # False: every call goes through `activation` (attribution hooks must see every pass)
+        self.inplace_activation = True
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = self.cnn(x)
-        y = torch.ops.aten.gelu_(y) if _inplace_ok(y) else F.gelu(y)
+        y = torch.ops.aten.gelu_(y) if self.inplace_activation and _inplace_ok(y) else self.activation(y)
         return dropout(self.gn(y), self.dropout.p, self.training)
 
 
@@ -178,6 +181,12 @@ class TransformerBlock(nn.Module):
         self.fc2 = nn.Linear(d_model, mlp_dim)
         self.fc3 = nn.Linear(mlp_dim, d_model)
         self.dropout3 = nn.Dropout(dropout)
+        # the reference path's nonlinearities and products as modules (no parameters), so
+        # attribution methods (DeepLIFT/SHAP) can hook them; see use_attribution_ops
+        self.softmax = nn.Softmax(dim=-1)
+        self.activation = nn.GELU()
+        self.scores_product: nn.Module | None = None
+        self.mix_product: nn.Module | None = None
         self._qkv_cache: tuple[tuple, torch.Tensor] | None = None
 
     def forward(self, inputs: torch.Tensor, rope: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
@@ -194,11 +203,23 @@ class TransformerBlock(nn.Module):
         x = self.layer_norm1(inputs)
         q, k, v = self._heads(self.xq(x)), self._heads(self.xk(x)), self._heads(self.xv(x))
         q, k = rotate(q, cos, sin), rotate(k, cos, sin)
-        weights = torch.softmax(q @ k.transpose(-1, -2) / math.sqrt(self.head_dim), dim=-1)
-        attended = (self.dropout1(weights) @ v).transpose(1, 2).flatten(-2)
+        weights = self.softmax(self._product(self.scores_product, q, k.transpose(-1, -2)) / math.sqrt(self.head_dim))
+        attended = self._product(self.mix_product, self.dropout1(weights), v).transpose(1, 2).flatten(-2)
         mlp_inputs = self.dropout2(self.fc1(attended)) + inputs
-        y = self.dropout3(self.fc3(F.gelu(self.fc2(self.layer_norm2(mlp_inputs)))))
+        y = self.dropout3(self.fc3(self.activation(self.fc2(self.layer_norm2(mlp_inputs)))))
         return y + mlp_inputs
+
+    @staticmethod
+    def _product(module: nn.Module | None, left: torch.Tensor, right: torch.Tensor) -> torch.Tensor:
+        return left @ right if module is None else module(left, right)
+
+    def use_attribution_ops(self) -> None:
+        """Run the reference path with both attention matrix products as tangermeme BilinearOp
+        modules, so DeepLIFT/SHAP applies its product rule to them (outputs are unchanged)."""
+        from tangermeme.deep_lift_shap import BilinearOp
+
+        self.scores_product, self.mix_product = BilinearOp(), BilinearOp()
+        self.naive_attention = True
 
     def _heads(self, x: torch.Tensor) -> torch.Tensor:
         return x.unflatten(-1, (self.num_heads, self.head_dim)).transpose(1, 2)  # (B, H, T, d)

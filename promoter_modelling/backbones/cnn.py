@@ -10,7 +10,6 @@ from __future__ import annotations
 from typing import ClassVar
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from promoter_modelling.backbones.base import Backbone
@@ -63,6 +62,7 @@ class PureCNN(Backbone):
         self.promoter_cnn = nn.Sequential(*layers)
         self.linear1 = nn.Linear(output_length(self.promoter_cnn, seq_len) * previous, hidden_dims)
         self.linear2 = nn.Linear(hidden_dims, embed_dims)
+        self.relu = nn.ReLU()  # a module, so attribution methods can hook it (no parameters)
 
     def forward(self, seq: torch.Tensor) -> torch.Tensor:
         if seq.shape[1] != self.seq_len:
@@ -70,7 +70,7 @@ class PureCNN(Backbone):
                              f"{seq.shape[1]} bp")
         x = self.promoter_cnn(seq.transpose(1, 2))  # (B, C, L')
         x = x.transpose(1, 2).flatten(1)  # position-major, as published
-        return self.linear2(F.relu(self.linear1(x)))
+        return self.linear2(self.relu(self.linear1(x)))
 
     @property
     def input_length(self) -> int:

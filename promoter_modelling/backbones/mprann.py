@@ -10,7 +10,6 @@ from __future__ import annotations
 from typing import ClassVar
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from promoter_modelling.backbones.base import Backbone
@@ -60,6 +59,10 @@ class MPRAnn(Backbone):
         self.fc1 = nn.Linear(c4 * length, hidden_dims)
         self.dropout3 = nn.Dropout(0.3)
         self.fc2 = nn.Linear(hidden_dims, embed_dims)
+        # nonlinearities as modules (no parameters), so attribution methods can hook each call
+        self.relu = nn.ReLU()
+        self.softmax2, self.softmax3, self.softmax4 = nn.Softmax(dim=1), nn.Softmax(dim=1), nn.Softmax(dim=1)
+        self.sigmoid1, self.sigmoid2 = nn.Sigmoid(), nn.Sigmoid()
 
     @property
     def input_length(self) -> int:
@@ -70,11 +73,11 @@ class MPRAnn(Backbone):
         if seq.shape[1] != self.seq_len:
             raise InputError(f"{type(self).__name__} was built for {self.seq_len}-bp inputs (seq_len) but got "
                              f"{seq.shape[1]} bp")
-        x = self.bn1(F.relu(self.conv1(seq.transpose(1, 2))))
-        x = self.bn2(torch.softmax(self.conv2(x), dim=1))
+        x = self.bn1(self.relu(self.conv1(seq.transpose(1, 2))))
+        x = self.bn2(self.softmax2(self.conv2(x)))
         x = dropout(self.pool1(x), self.dropout1.p, self.training)
-        x = self.bn3(torch.softmax(self.conv3(x), dim=1))
-        x = self.bn4(torch.softmax(self.conv4(x), dim=1))
+        x = self.bn3(self.softmax3(self.conv3(x)))
+        x = self.bn4(self.softmax4(self.conv4(x)))
         x = dropout(self.pool2(x), self.dropout2.p, self.training)
-        x = torch.sigmoid(self.fc1(x.flatten(1)))  # channel-major (c * L' + t), as published
-        return torch.sigmoid(self.fc2(dropout(x, self.dropout3.p, self.training)))
+        x = self.sigmoid1(self.fc1(x.flatten(1)))  # channel-major (c * L' + t), as published
+        return self.sigmoid2(self.fc2(dropout(x, self.dropout3.p, self.training)))
