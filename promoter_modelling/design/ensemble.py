@@ -14,13 +14,25 @@ from promoter_modelling import sequence as seqlib
 from promoter_modelling.errors import InputError
 
 
-def _head_for_cell(model, path: str, cell: str, head: str | None) -> str:
-    """The regression head of `model` whose outputs include `cell` (or `head`, checked)."""
+def _head_for_cell(model, path: str, cell: str | None, head: str | None) -> str:
+    """The regression head of `model` whose outputs include `cell` (or `head`, checked); without a
+    cell, `head` or the model's only regression head."""
     specs = {s.name: s for s in model.head_specs}
     listing = "; ".join(f"{s.name}: {', '.join(s.output_names)}" for s in specs.values())
+    if head is not None and head not in specs:
+        raise InputError(f"{path}: the model has no head {head!r} (its heads: {listing})")
+    if cell is None:
+        regression = [name for name, spec in specs.items() if spec.is_regression]
+        if head is not None:
+            if not specs[head].is_regression:
+                raise InputError(f"{path}: head {head!r} is a classifier; choose a regression head (its heads: "
+                                 f"{listing})")
+            return head
+        if len(regression) != 1:
+            raise InputError(f"{path}: the model has {len(regression)} regression heads; choose one with --head "
+                             f"(its heads: {listing})")
+        return regression[0]
     if head is not None:
-        if head not in specs:
-            raise InputError(f"{path}: the model has no head {head!r} (its heads: {listing})")
         candidates = [head]
     else:
         candidates = [name for name, spec in specs.items() if cell in spec.output_names]
@@ -43,12 +55,14 @@ class Ensemble:
     ----------
     checkpoints : checkpoint paths of this package (one per member).
     target_cell : the cell designs are for; the head predicting it is found in each checkpoint.
-    head : the head to use when several predict `target_cell`.
+        None: no target (attributions, variant effects); the head is `head` or the only
+        regression head.
+    head : the head to use when several predict `target_cell` (or when there is no target).
     device : torch device the models run on.
     models : already loaded models instead of reading `checkpoints` (their paths still name them).
     """
 
-    def __init__(self, checkpoints: Sequence[str], target_cell: str, head: str | None = None,
+    def __init__(self, checkpoints: Sequence[str], target_cell: str | None, head: str | None = None,
                  device: torch.device | str = "cpu", models: Sequence | None = None) -> None:
         from promoter_modelling.checkpoints import load_model
 
@@ -65,7 +79,7 @@ class Ensemble:
         self.head = _head_for_cell(first, self.paths[0], target_cell, head)
         spec = next(s for s in first.head_specs if s.name == self.head)
         self.cells = list(spec.output_names)
-        self.target = self.cells.index(target_cell)
+        self.target = self.cells.index(target_cell) if target_cell is not None else None
         self.input_kind = first.input_kind
         self.length = first.sequence_lengths.get(self.head) or getattr(first.backbone, "input_length", None)
         for path, model in zip(self.paths[1:], self.models[1:]):
