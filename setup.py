@@ -30,6 +30,8 @@ setup(
         "odfpy",
         "joblib",
         "rapidfuzz>=3",  # edit distances of designed promoters
+        "modisco-lite>=3",  # TF-MoDISco on attributions
+        "logomaker",  # attribution and motif logos
         # what enformer-pytorch's modelling code imports; the package itself is installed without
         # its dependencies (its exact transformers pin would replace the version DNABERT uses):
         # pip install --no-deps enformer-pytorch==0.8.12 (make setup does this)

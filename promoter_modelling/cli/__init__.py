@@ -46,6 +46,19 @@ def _other(name: str) -> Callable[[list[str] | None], object]:
     return command
 
 
+def _interpret(name: str) -> Callable[[list[str] | None], object]:
+    def command(argv: list[str] | None = None) -> object:
+        if name == "variants_main":
+            from promoter_modelling.cli import variants_args
+
+            return variants_args.variants_main(argv)
+        from promoter_modelling.cli import interpret_args
+
+        return getattr(interpret_args, name)(argv)
+
+    return command
+
+
 def _design(argv: list[str] | None = None) -> object:
     from promoter_modelling.cli.design_args import design_main
 
@@ -70,6 +83,11 @@ COMMANDS: dict[str, tuple[str, Callable[[list[str] | None], object]]] = {
                        _other("compare_main")),
     "design": ("design cell-type-specific promoters with trained models (optionally conservative, COMs)",
                _design),
+    "attribute": ("per-base attributions (DeepLIFT/SHAP or in-silico mutagenesis) of trained models",
+                  _interpret("attribute_main")),
+    "modisco": ("TF-MoDISco motif discovery on attributions, patterns matched to known motifs",
+                _interpret("modisco_main")),
+    "variants": ("score VCF variants for promoter activity with trained models", _interpret("variants_main")),
     "demo": ("train a small model on generated demo data and analyse it (CPU, minutes)", _analysis("demo_main")),
 }
 
