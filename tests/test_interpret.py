@@ -13,7 +13,7 @@ from conftest import raises
 
 from promoter_modelling import cli
 from promoter_modelling.design.ensemble import Ensemble
-from promoter_modelling.fixtures.motifs import CELLS, PLANTED_MOTIFS
+from promoter_modelling.fixtures.motifs import CELLS, PLANTED_MOTIFS, planted_site_mask
 from promoter_modelling.interpret.attribution import AttributionOptions, attribute
 from promoter_modelling.interpret.store import load_attributions, save_attributions
 from promoter_modelling.predict import run_checkpoint
@@ -42,18 +42,6 @@ def trained(tmp_path_factory) -> dict:
     return {"root": root, "config": config, "data": data, "run": run, "checkpoint": run_checkpoint(run)}
 
 
-def site_mask(codes: np.ndarray, motifs: list[str]) -> np.ndarray:
-    """(N, L) True on every base of an exact consensus copy of the given planted motifs."""
-    mask = np.zeros(codes.shape, dtype=bool)
-    for name in motifs:
-        site = np.array(["ACGT".index(b) for b in PLANTED_MOTIFS[name][0]], dtype=np.uint8)
-        windows = np.lib.stride_tricks.sliding_window_view(codes, len(site), axis=1)
-        rows, starts = np.nonzero((windows == site).all(axis=-1))
-        for offset in range(len(site)):
-            mask[rows, starts + offset] = True
-    return mask
-
-
 @pytest.fixture(scope="module")
 def test_attributions(trained, tmp_path_factory) -> dict:
     """DeepLIFT/SHAP of 64 test promoters through the command, and the archive it wrote."""
@@ -69,7 +57,7 @@ def test_attributions_concentrate_on_the_planted_sites_that_drive_each_cell(test
     contributions = np.abs(attributions.contributions())  # (N, O, L)
     for o, cell in enumerate(attributions.outputs):
         drivers = [m for m, (_, effects) in PLANTED_MOTIFS.items() if abs(effects[CELLS.index(cell)]) >= DRIVING_EFFECT]
-        inside = site_mask(attributions.codes, drivers)
+        inside = planted_site_mask(attributions.codes, drivers)
         has_site = inside.any(axis=1)
         assert has_site.sum() >= 10, cell
         values = contributions[has_site, o]
@@ -228,3 +216,20 @@ def test_variants_destroying_a_planted_driver_lower_its_cell(trained, tmp_path):
         assert len(deltas[motif]) == 6
         assert mean[CELLS.index(cell)] < -0.05, (motif, mean)
         assert np.argmin(mean) == CELLS.index(cell), (motif, mean)
+
+
+def test_unknown_bases_are_refused_by_both_methods():
+    """An untrained tiny model is enough: what is checked is the refusal of N, which the models read as
+    0.25 of each base and tangermeme's one-hot (int8 for ISM) inputs cannot hold."""
+    from promoter_modelling.heads import HeadSpec
+    from promoter_modelling.lightning_module import MultiTaskModule
+
+    head = HeadSpec(name="Fluorescence", output_names=list(CELLS), kind="regression")
+    model = MultiTaskModule(heads=[head.to_dict()], model_name="MTLucifer", model_size="tiny").eval()
+    ensemble = Ensemble(["tiny.ckpt"], None, models=[model])
+    codes = np.random.default_rng(0).integers(0, 4, size=(3, 250)).astype(np.uint8)
+    codes[1, 10:20] = 4
+    for method in ("deeplift", "ism"):
+        raises("sequence 'b' has N at position 11 (1 sequences have N); attributions are taken on one-hot sequences, "
+               "so every base must be known: drop or fill those sequences",
+               attribute, ensemble, codes, ["a", "b", "c"], AttributionOptions(method=method, progress=False))

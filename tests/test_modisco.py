@@ -12,23 +12,19 @@ import pytest
 from conftest import raises
 
 from promoter_modelling.analysis.motifs import default_meme_file
-from promoter_modelling.fixtures.motifs import PLANTED_MOTIFS, demo_meme_motifs, meme_text, plant, random_background
+from promoter_modelling.fixtures.motifs import (
+    PLANTED_MOTIFS,
+    demo_meme_motifs,
+    meme_text,
+    plant,
+    planted_site_mask,
+    random_background,
+)
 from promoter_modelling.interpret.attribution import Attributions
 from promoter_modelling.interpret.modisco import ModiscoOptions, bh_qvalues, trimmed
 from promoter_modelling.interpret.store import save_attributions
 
 PLANTED = ("RUNX_like", "GATA_like")
-
-
-def site_mask(codes: np.ndarray, motifs) -> np.ndarray:
-    mask = np.zeros(codes.shape, dtype=bool)
-    for name in motifs:
-        site = np.array(["ACGT".index(b) for b in PLANTED_MOTIFS[name][0]], dtype=np.uint8)
-        windows = np.lib.stride_tricks.sliding_window_view(codes, len(site), axis=1)
-        rows, starts = np.nonzero((windows == site).all(axis=-1))
-        for offset in range(len(site)):
-            mask[rows, starts + offset] = True
-    return mask
 
 
 @pytest.fixture(scope="module")
@@ -40,7 +36,7 @@ def known(tmp_path_factory) -> dict:
     plant(rng, chars, max_per_seq=2, motifs={name: PLANTED_MOTIFS[name] for name in PLANTED})
     codes = np.searchsorted(np.array(list("ACGT")), chars).astype(np.uint8)
     one_hot = np.eye(4, dtype=np.float32)[codes]
-    values = rng.normal(0, 0.02, size=one_hot.shape) + one_hot * site_mask(codes, PLANTED)[..., None]
+    values = rng.normal(0, 0.02, size=one_hot.shape) + one_hot * planted_site_mask(codes, PLANTED)[..., None]
     attributions = Attributions("deeplift", "Fluorescence", ["JURKAT"], [f"s{i}" for i in range(300)], codes,
                                 values[:, None].astype(np.float32), np.zeros((300, 1), np.float32),
                                 np.zeros((300, 1), np.float32))
@@ -118,3 +114,20 @@ def test_modisco_refusals(known, tmp_path):
            modisco_main, ["--attributions", known["path"], "--meme_file", known["meme"], known["meme"],
                           "--output_dir", str(tmp_path / "d")])
     raises("--window 10 is shorter than a seqlet (15 + 2 x 5 flank)", ModiscoOptions, window=10)
+
+
+def test_planted_site_mask_marks_every_base_of_each_consensus_copy():
+    rng = np.random.default_rng(4)
+    codes = rng.integers(0, 4, size=(40, 60)).astype(np.uint8)
+    runx = np.array(["ACGT".index(b) for b in PLANTED_MOTIFS["RUNX_like"][0]], dtype=np.uint8)
+    codes[::3, 5:14] = runx
+    codes[::4, 10:19] = runx  # overlapping copies
+    expected = np.zeros(codes.shape, dtype=bool)
+    for i, row in enumerate(codes):
+        text = "".join("ACGT"[c] for c in row)
+        start = text.find(PLANTED_MOTIFS["RUNX_like"][0])
+        while start >= 0:
+            expected[i, start:start + 9] = True
+            start = text.find(PLANTED_MOTIFS["RUNX_like"][0], start + 1)
+    np.testing.assert_array_equal(planted_site_mask(codes, ["RUNX_like"]), expected)
+    assert expected.sum() >= 9 * 14

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 
+from promoter_modelling.cli.ensemble_args import add_ensemble_arguments, ensemble_checkpoints
 from promoter_modelling.errors import InputError
 
 DESCRIPTION = """Design promoters that drive expression in one cell and not in the others, with an
@@ -30,9 +31,7 @@ def design_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="promoter-modelling design", description=DESCRIPTION,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     p = parser.add_argument
-    p("--checkpoint", action="extend", nargs="+", default=None, help="checkpoint(s) of the ensemble")
-    p("--run_dir", action="extend", nargs="+", default=None,
-      help="trained run folder(s) (saved_models/<run>): their best checkpoints join the ensemble")
+    add_ensemble_arguments(parser)
     p("--config_path", default="./config.json", help="config naming root_data_dir (training promoters)")
     p("--target_cell", required=True, help="the cell the designs are for (an output of the model's head)")
     p("--objective", default="mean", choices=SPECIFICITY_KINDS,
@@ -73,7 +72,6 @@ def design_parser() -> argparse.ArgumentParser:
 
 def design_main(argv: list[str] | None = None):
     """Parse the flags, check the inputs and run `design_promoters`."""
-    from promoter_modelling import predict
     from promoter_modelling.config import load_paths
     from promoter_modelling.design import coms, search, workflow
     from promoter_modelling.design.constraints import SequenceConstraints
@@ -93,9 +91,7 @@ def design_main(argv: list[str] | None = None):
         device=args.device, meme_file=args.meme_file, progress=not args.quiet)
     if args.meme_file and not os.path.isfile(args.meme_file):
         raise InputError(f"{args.meme_file}: MEME motif file not found (--meme_file)")
-    checkpoints = list(args.checkpoint or []) + [predict.run_checkpoint(d) for d in args.run_dir or []]
-    if not checkpoints:
-        raise InputError("give the models with --checkpoint FILE or --run_dir saved_models/<run> (several: an ensemble)")
+    checkpoints = ensemble_checkpoints(args)
     needs_data = options.start == "training" or options.conservative
     paths = load_paths(args.config_path) if needs_data or os.path.exists(args.config_path) else None
     designs = workflow.design_promoters(checkpoints, options, args.output_dir, paths, overwrite=args.overwrite)

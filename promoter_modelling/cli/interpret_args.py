@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import os
 
+from promoter_modelling.cli.ensemble_args import add_ensemble_arguments, ensemble_checkpoints
 from promoter_modelling.errors import InputError
 
 ATTRIBUTE_DESCRIPTION = """Per-base contribution scores of trained models (a seed ensemble is averaged).
@@ -31,15 +32,6 @@ Writes patterns.tsv (one row per pattern and best matches), modisco_results.h5, 
 report.html (logos of every pattern and its matches) and logos/*.png."""
 
 
-def _checkpoints(args) -> list[str]:
-    from promoter_modelling import predict
-
-    checkpoints = list(args.checkpoint or []) + [predict.run_checkpoint(d) for d in args.run_dir or []]
-    if not checkpoints:
-        raise InputError("give the models with --checkpoint FILE or --run_dir saved_models/<run> (several: an ensemble)")
-    return checkpoints
-
-
 def attribute_parser() -> argparse.ArgumentParser:
     from promoter_modelling.interpret.attribution import METHODS, AttributionOptions
     from promoter_modelling.interpret.sources import SPLITS
@@ -48,9 +40,7 @@ def attribute_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="promoter-modelling attribute", description=ATTRIBUTE_DESCRIPTION,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     p = parser.add_argument
-    p("--checkpoint", action="extend", nargs="+", default=None, help="checkpoint(s) of the ensemble")
-    p("--run_dir", action="extend", nargs="+", default=None,
-      help="trained run folder(s) (saved_models/<run>): their best checkpoints join the ensemble")
+    add_ensemble_arguments(parser)
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--input", help="FASTA, or CSV/TSV with a 'sequence' column (.gz allowed)")
     source.add_argument("--task", help="a fluorescence task whose --split is explained (needs --config_path)")
@@ -62,7 +52,8 @@ def attribute_parser() -> argparse.ArgumentParser:
     p("--outputs", default=None, help="comma-separated outputs of the head to explain (default: all)")
     p("--head", default=None, help="head to explain when the model has several regression heads")
     p("--n_shuffles", type=int, default=defaults.n_shuffles, help="DeepLIFT: references per sequence")
-    p("--batch_size", type=int, default=defaults.batch_size)
+    p("--batch_size", type=int, default=defaults.batch_size,
+      help="sequence-reference pairs (DeepLIFT, default 16) or mutants (ISM, default 256) per forward pass")
     p("--chunk_size", type=int, default=defaults.chunk_size, help="sequences held in memory at once")
     p("--seed", type=int, default=defaults.seed, help="seed of the shuffled references")
     p("--plot", default=None, help="comma-separated ids whose logos are plotted")
@@ -89,7 +80,7 @@ def attribute_main(argv: list[str] | None = None):
     if args.num_plots < 0:
         raise InputError(f"--num_plots must be at least 0, got {args.num_plots}")
     plot_ids = [i.strip() for i in args.plot.split(",") if i.strip()] if args.plot else None
-    checkpoints = _checkpoints(args)
+    checkpoints = ensemble_checkpoints(args)
     device = resolve_device(args.device)
 
     if args.num_sequences is not None and args.num_sequences < 1:

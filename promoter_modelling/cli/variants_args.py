@@ -6,6 +6,7 @@ import argparse
 import re
 from functools import partial
 
+from promoter_modelling.cli.ensemble_args import add_ensemble_arguments, ensemble_checkpoints
 from promoter_modelling.errors import InputError
 
 DESCRIPTION = """Predict how genomic variants change promoter activity, with an ensemble of trained models.
@@ -33,9 +34,7 @@ def variants_parser() -> argparse.ArgumentParser:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser._negative_number_matcher = WINDOW_ARGUMENT  # so that --windows -300,-50 ... parses
     p = parser.add_argument
-    p("--checkpoint", action="extend", nargs="+", default=None, help="checkpoint(s) of the ensemble")
-    p("--run_dir", action="extend", nargs="+", default=None,
-      help="trained run folder(s) (saved_models/<run>): their best checkpoints join the ensemble")
+    add_ensemble_arguments(parser)
     p("--vcf", required=True, help="variants (VCF, plain or gzip/bgzip)")
     p("--fasta", required=True, help="the reference genome the VCF was called against (e.g. hg38.fa)")
     promoters = parser.add_mutually_exclusive_group(required=True)
@@ -101,9 +100,7 @@ def variants_main(argv: list[str] | None = None):
     options = variant_options(args)
     table_path = args.tss_table or args.ensembl_table
     predict.check_output(args.output, [args.vcf, args.fasta, table_path])
-    checkpoints = list(args.checkpoint or []) + [predict.run_checkpoint(d) for d in args.run_dir or []]
-    if not checkpoints:
-        raise InputError("give the models with --checkpoint FILE or --run_dir saved_models/<run> (several: an ensemble)")
+    checkpoints = ensemble_checkpoints(args)
     variants = read_vcf(args.vcf)
     promoters = scoring.read_promoters(table_path, "tss" if args.tss_table else "ensembl")
     genome = Genome(args.fasta)

@@ -31,23 +31,29 @@ class AttributionOptions:
 
     method: "deeplift" (DeepLIFT/SHAP) or "ism"; outputs: head outputs explained (default all);
     n_shuffles: dinucleotide-shuffled references per sequence (DeepLIFT); batch_size: sequence-
-    reference pairs (DeepLIFT) or mutants (ISM) per forward pass; seed: seed of the references;
+    reference pairs (DeepLIFT) or mutants (ISM) per forward pass (None: 16 and 256, the fastest
+    measured on a CPU, docs/performance.md); seed: seed of the references;
     chunk_size: sequences held at once; device; progress: progress bars."""
 
     method: str = "deeplift"
     outputs: tuple[str, ...] | None = None
     n_shuffles: int = 20
-    batch_size: int = 64
+    batch_size: int | None = None
     seed: int = 0
     chunk_size: int = 64
     device: str = "auto"
     progress: bool = True
 
+    @property
+    def batch(self) -> int:
+        """Pairs (DeepLIFT) or mutants (ISM) per forward pass."""
+        return self.batch_size or (16 if self.method == "deeplift" else 256)
+
     def __post_init__(self) -> None:
         if self.method not in METHODS:
             raise InputError(f"attribution method {self.method!r} is not one of {', '.join(METHODS)}")
         for name in ("n_shuffles", "batch_size", "chunk_size"):
-            if getattr(self, name) < 1:
+            if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise InputError(f"--{name} must be at least 1, got {getattr(self, name)}")
 
 
@@ -77,8 +83,8 @@ class Attributions:
         return self.values
 
     def one_hot(self) -> np.ndarray:
-        """(N, L, 4) float32 one-hot of the sequences (N rows all zero)."""
-        return np.eye(5, 4, dtype=np.float32)[self.codes]
+        """(N, L, 4) float32 one-hot of the sequences (attributions are only taken on A, C, G, T)."""
+        return np.eye(4, dtype=np.float32)[self.codes]
 
     def contributions(self) -> np.ndarray:
         """(N, O, L) contribution of the base present at each position."""
@@ -86,8 +92,8 @@ class Attributions:
 
 
 def _one_hot_channels_first(codes: np.ndarray) -> torch.Tensor:
-    """(N, 4, L) float32 one-hot of uint8 codes."""
-    return torch.from_numpy(np.eye(5, 4, dtype=np.float32)[codes]).transpose(1, 2).contiguous()
+    """(N, 4, L) float32 one-hot of uint8 codes of A, C, G, T."""
+    return torch.from_numpy(np.eye(4, dtype=np.float32)[codes]).transpose(1, 2).contiguous()
 
 
 def check_attributable(ensemble) -> None:
@@ -121,14 +127,14 @@ def _deeplift_member(view, x: torch.Tensor, references: torch.Tensor, targets: l
     with torch.no_grad():
         y = view(x.to(device)).float().cpu()
         y_ref = torch.cat([view(part.to(device)).float().cpu()
-                           for part in references.reshape(-1, 4, length).split(options.batch_size * 4)])
+                           for part in references.reshape(-1, 4, length).split(256)])
     reference_mean = y_ref.reshape(n, references.shape[1], -1).mean(dim=1)
     error = np.empty((n, len(targets)), dtype=np.float32)
     for j, target in enumerate(targets):
         with warnings.catch_warnings():  # the additivity is checked and reported below, per sequence
             warnings.filterwarnings("ignore", message="Convergence deltas")
             hyp = deep_lift_shap(view, x, target=target, references=references, hypothetical=True,
-                                 additional_nonlinear_ops=nonlinear_rules(), batch_size=options.batch_size,
+                                 additional_nonlinear_ops=nonlinear_rules(), batch_size=options.batch,
                                  device=device, warning_threshold=float("inf"))
         hyp = hyp.float().cpu()
         values[:, j] = hyp.transpose(1, 2).numpy()
@@ -142,7 +148,7 @@ def _ism_member(view, x: torch.Tensor, targets: list[int], options: AttributionO
     """(values (n, O, L, 4), predictions (n, O)) of one member."""
     from tangermeme.saturation_mutagenesis import saturation_mutagenesis
 
-    y0, y_hat = saturation_mutagenesis(view, x, raw_outputs=True, batch_size=options.batch_size, device=device,
+    y0, y_hat = saturation_mutagenesis(view, x, raw_outputs=True, batch_size=options.batch, device=device,
                                        fast=False)
     y0, y_hat = y0.float().cpu(), y_hat.float().cpu()  # (n, O_all), (n, 4, L, O_all)
     delta = y_hat[..., targets] - y0[:, None, None, targets]
@@ -171,6 +177,12 @@ def attribute(ensemble, codes: np.ndarray, ids: Sequence[str], options: Attribut
     targets = output_indices(ensemble, options.outputs)
     codes = np.ascontiguousarray(codes, dtype=np.uint8)
     n, length = codes.shape
+    unknown = np.flatnonzero((codes > 3).any(axis=1))
+    if unknown.size:  # the models read N as 0.25 of each base, which tangermeme's one-hot inputs cannot hold
+        row = int(unknown[0])
+        raise InputError(f"sequence {ids[row]!r} has N at position {int(np.argmax(codes[row] > 3)) + 1} "
+                         f"({unknown.size} sequences have N); attributions are taken on one-hot sequences, so every "
+                         "base must be known: drop or fill those sequences")
     torch.manual_seed(options.seed)
     values = np.zeros((n, len(targets), length, 4), dtype=np.float32)
     predictions = np.zeros((n, len(targets)), dtype=np.float32)

@@ -50,9 +50,9 @@ def load_attributions(path: str) -> Attributions:
                          f"(format {meta.get('format')!r})")
     values = arrays["values"]
     n, length = arrays["codes"].shape
-    if values.shape != (n, len(outputs), length, 4) or len(ids) != n:
-        raise InputError(f"{path}: arrays disagree (codes {arrays['codes'].shape}, values {values.shape}, "
-                         f"{len(ids)} ids, {len(outputs)} outputs)")
+    if values.shape != (n, len(outputs), length, 4) or len(ids) != n or (arrays["codes"] > 3).any():
+        raise InputError(f"{path}: arrays disagree (codes {arrays['codes'].shape} with bases 0-3, values "
+                         f"{values.shape}, {len(ids)} ids, {len(outputs)} outputs)")
     return Attributions(meta["method"], meta["head"], outputs, ids, arrays["codes"], values, arrays["predictions"],
                         arrays["additivity"], list(meta.get("checkpoints", [])))
 

@@ -439,43 +439,52 @@ def _pair_status(var: _Variants, v: np.ndarray, max_indel: int) -> np.ndarray:
     return np.where(~var.supported[v], UNSUPPORTED, np.where(too_long, TOO_LONG, SCORED)).astype(object)
 
 
-def _predict_mean(predict: Predictor, codes: np.ndarray, cells: int) -> np.ndarray:
-    """(members, K, cells) predictions of (K, W, L) windows, averaged over the W windows."""
-    k, w, length = codes.shape
-    out = np.asarray(predict(codes.reshape(k * w, length)), dtype=np.float64)
-    if out.ndim != 3 or out.shape[1:] != (k * w, cells):
-        raise ValueError(f"predict returned shape {out.shape}; expected (members, {k * w}, {cells})")
-    return out.reshape(len(out), k, w, cells).mean(axis=2)
+def _predict_flat(predict: Predictor, codes: np.ndarray, cells: int) -> np.ndarray:
+    """(members, K, cells) predictions of (K, L) windows."""
+    out = np.asarray(predict(codes), dtype=np.float64)
+    if out.ndim != 3 or out.shape[1:] != (len(codes), cells):
+        raise ValueError(f"predict returned shape {out.shape}; expected (members, {len(codes)}, {cells})")
+    return out
 
 
 def _progress(total: int, enabled: bool):
     from tqdm.auto import tqdm
 
-    return tqdm(total=total, desc="scoring variants", unit="window", disable=not enabled, file=sys.stderr)
+    return tqdm(total=total, desc="scoring variants", unit="item", disable=not enabled, file=sys.stderr)
 
 
 def _predict_pairs(genome: Genome, var: _Variants, prom: _Promoters, promoters: pd.DataFrame, v: np.ndarray,
                    p: np.ndarray, predict: Predictor, cells: int,
                    options: VariantOptions) -> tuple[np.ndarray, np.ndarray]:
-    """(members, pairs, cells) REF and ALT predictions of scored pairs; each promoter's reference
-    windows are predicted once."""
+    """(members, pairs, cells) REF and ALT predictions of scored pairs (means over the windows).
+
+    Each promoter's reference windows are predicted once; an ALT window identical to its
+    reference window (a variant outside it) takes the reference prediction instead of a model
+    call, so an SNV costs one or two window predictions, not all of them."""
     used, inverse = np.unique(p, return_inverse=True)
     reference = reference_windows(genome, promoters.iloc[used], options.windows)
-    windows = len(options.windows)
+    windows, length = reference.shape[1:]
     step = max(1, options.batch_size // windows)
-    with _progress((len(used) + len(p)) * windows, options.progress) as bar:
-        ref_chunks = []
+    with _progress(len(used) * windows + len(p), options.progress) as bar:
+        ref_windows = []  # (members, promoters, W, cells)
         for i in range(0, len(used), step):
-            ref_chunks.append(_predict_mean(predict, reference[i:i + step], cells))
-            bar.update(len(ref_chunks[-1][0]) * windows)
+            block = reference[i:i + step]
+            out = _predict_flat(predict, block.reshape(-1, length), cells)
+            ref_windows.append(out.reshape(len(out), len(block), windows, cells))
+            bar.update(block.shape[0] * windows)
+        ref_windows = np.concatenate(ref_windows, axis=1)
         alt_chunks = []
         for i in range(0, len(p), step):
             rows = slice(i, i + step)
-            codes = _alt_codes(genome, var, prom, v[rows], p[rows], reference[inverse[rows]], options.max_indel)
-            alt_chunks.append(_predict_mean(predict, codes, cells))
-            bar.update(len(codes) * windows)
-    ref = np.concatenate(ref_chunks, axis=1)[:, inverse]
-    return ref, np.concatenate(alt_chunks, axis=1)
+            own = inverse[rows]
+            codes = _alt_codes(genome, var, prom, v[rows], p[rows], reference[own], options.max_indel)
+            changed = (codes != reference[own]).any(axis=2)  # (k, W)
+            alt = ref_windows[:, own].copy()
+            if changed.any():
+                alt[:, changed] = _predict_flat(predict, codes[changed], cells)
+            alt_chunks.append(alt.mean(axis=2))
+            bar.update(len(codes))
+    return ref_windows.mean(axis=2)[:, inverse], np.concatenate(alt_chunks, axis=1)
 
 
 def _spread(delta: np.ndarray) -> np.ndarray:
