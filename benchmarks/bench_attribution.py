@@ -103,7 +103,6 @@ def main() -> None:
     if args.modisco:
         import tempfile
 
-        from promoter_modelling.analysis.motifs import default_meme_file
         from promoter_modelling.fixtures.motifs import demo_meme_motifs, meme_text
         from promoter_modelling.interpret.modisco import ModiscoOptions, run_modisco
 
@@ -112,7 +111,7 @@ def main() -> None:
             with open(meme, "w", encoding="utf-8") as handle:
                 handle.write(meme_text(demo_meme_motifs()))
             start = time.perf_counter()
-            table = run_modisco(attributions, ModiscoOptions(meme_files=(default_meme_file(), meme)),
+            table = run_modisco(attributions, ModiscoOptions(meme_files=(meme,)),
                                 os.path.join(tmp, "modisco"))
             print(f"TF-MoDISco and matching: {time.perf_counter() - start:.0f} s")
             print(table[["output", "pattern", "seqlets", "consensus", "match_1", "qvalue_1"]].to_string(index=False))

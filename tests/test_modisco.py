@@ -47,8 +47,7 @@ def known(tmp_path_factory) -> dict:
     from promoter_modelling.cli.interpret_args import modisco_main
 
     out = root / "report"
-    table = modisco_main(["--attributions", path, "--meme_file", default_meme_file(), str(meme),
-                          "--output_dir", str(out)])
+    table = modisco_main(["--attributions", path, "--meme_file", str(meme), "--output_dir", str(out)])
     return {"table": table, "out": out, "path": path, "meme": str(meme)}
 
 
@@ -110,10 +109,16 @@ def test_modisco_refusals(known, tmp_path):
     raises(f"{tmp_path / 'none.meme'}: MEME motif file not found (--meme_file)", modisco_main,
            ["--attributions", known["path"], "--meme_file", str(tmp_path / "none.meme"), "--output_dir",
             str(tmp_path / "c")])
-    raises(f"{known['meme']}: motif 'RUNX_like' is also in an earlier --meme_file; names must be unique",
+    raises(f"{known['meme']}: motif 'RUNX_like' is also in an earlier motif file (the bundled JASPAR file comes first; "
+           "--no_jaspar leaves it out); names must be unique",
            modisco_main, ["--attributions", known["path"], "--meme_file", known["meme"], known["meme"],
                           "--output_dir", str(tmp_path / "d")])
     raises("--window 10 is shorter than a seqlet (15 + 2 x 5 flank)", ModiscoOptions, window=10)
+    raises("--no_jaspar leaves no motifs to match; give --meme_file", modisco_main,
+           ["--attributions", known["path"], "--no_jaspar", "--output_dir", str(tmp_path / "e")])
+    raises(f"{default_meme_file()}: motif 'MA0002.3' is also in an earlier motif file (the bundled JASPAR file comes "
+           "first; --no_jaspar leaves it out); names must be unique", modisco_main,
+           ["--attributions", known["path"], "--meme_file", default_meme_file(), "--output_dir", str(tmp_path / "f")])
 
 
 def test_planted_site_mask_marks_every_base_of_each_consensus_copy():

@@ -23,10 +23,11 @@ DeepLIFT additivity error), logos.png for --plot (ids) or the --num_plots top-pr
 sequences, and attribute.json. Models must read one-hot sequences."""
 
 MODISCO_DESCRIPTION = """TF-MoDISco (modisco-lite) on attributions written by `promoter-modelling attribute`,
-with every pattern matched to a motif database (memelite tomtom; default: the bundled JASPAR file).
+with every pattern matched to a motif database (memelite tomtom): the bundled JASPAR file plus
+any --meme_file.
 
     promoter-modelling modisco --attributions attributions/attributions.npz --output_dir modisco \\
-        [--output JURKAT] [--meme_file motifs.meme]
+        [--output JURKAT] [--meme_file motifs.meme] [--no_jaspar]
 
 Writes patterns.tsv (one row per pattern and best matches), modisco_results.h5, report.md and
 report.html (logos of every pattern and its matches) and logos/*.png."""
@@ -117,7 +118,8 @@ def modisco_parser() -> argparse.ArgumentParser:
     p("--output", action="extend", nargs="+", default=None,
       help="output(s) of the head whose attributions are clustered (default: each in turn)")
     p("--meme_file", action="extend", nargs="+", default=None,
-      help="MEME file(s) of the motifs patterns are matched to, read as one database (default: bundled JASPAR)")
+      help="MEME file(s) of motifs added to the database the patterns are matched to")
+    p("--no_jaspar", action="store_true", help="leave the bundled JASPAR file out of the database")
     p("--max_seqlets", type=int, default=defaults.max_seqlets, help="most seqlets per metacluster")
     p("--window", type=int, default=defaults.window, help="central bases searched for seqlets (default: all)")
     p("--sliding_window", type=int, default=defaults.sliding_window, help="seqlet core width")
@@ -142,7 +144,8 @@ def modisco_main(argv: list[str] | None = None):
             raise InputError(f"{path}: MEME motif file not found (--meme_file)")
     options = ModiscoOptions(max_seqlets=args.max_seqlets, window=args.window, sliding_window=args.sliding_window,
                              flank=args.flank, trim=args.trim, max_matches=args.max_matches, seed=args.seed,
-                             meme_files=tuple(args.meme_file or ()), leiden_runs=args.leiden_runs)
+                             meme_files=tuple(args.meme_file or ()), jaspar=not args.no_jaspar,
+                             leiden_runs=args.leiden_runs)
     attributions = load_attributions(args.attributions)
     table = run_modisco(attributions, options, args.output_dir, outputs=args.output, overwrite=args.overwrite,
                         source=args.attributions)

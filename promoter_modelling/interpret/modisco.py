@@ -35,8 +35,9 @@ class ModiscoOptions:
     max_seqlets: seqlets per metacluster; window: central bases searched (None: all);
     sliding_window / flank / trim: seqlet core width, flank added, pattern width after trimming
     (modisco-lite's sliding_window_size, flank_size, trim_to_window_size); max_matches: database
-    matches listed per pattern; seed; meme_files: the database, one or more MEME files read as one
-    (empty: the bundled JASPAR file);
+    matches listed per pattern; seed; meme_files: MEME files of the database, read as one;
+    jaspar: the bundled JASPAR file is part of the database too (tomtom's p-values need a
+    database of many motifs);
     leiden_runs: Leiden clusterings per step (modisco-lite's n_leiden_runs)."""
 
     max_seqlets: int = 2000
@@ -47,6 +48,7 @@ class ModiscoOptions:
     max_matches: int = 3
     seed: int = 0
     meme_files: tuple[str, ...] = ()
+    jaspar: bool = True
     leiden_runs: int = 10
 
     def __post_init__(self) -> None:
@@ -55,6 +57,8 @@ class ModiscoOptions:
                 raise InputError(f"--{name} must be at least 1, got {getattr(self, name)}")
         if self.flank < 0:
             raise InputError(f"--flank must be at least 0, got {self.flank}")
+        if not self.jaspar and not self.meme_files:
+            raise InputError("--no_jaspar leaves no motifs to match; give --meme_file")
         if self.window is not None and self.window < self.sliding_window + 2 * self.flank:
             raise InputError(f"--window {self.window} is shorter than a seqlet ({self.sliding_window} + 2 x "
                              f"{self.flank} flank)")
@@ -80,16 +84,24 @@ def bh_qvalues(pvalues: np.ndarray) -> np.ndarray:
     return q
 
 
+def database_files(options: ModiscoOptions) -> list[str]:
+    """The MEME files of the database: the bundled JASPAR file (unless left out), then --meme_file."""
+    from promoter_modelling.analysis.motifs import default_meme_file
+
+    return ([default_meme_file()] if options.jaspar else []) + list(options.meme_files)
+
+
 def read_database(meme_files: Sequence[str]) -> dict[str, np.ndarray]:
-    """Motif name -> (L, 4) probabilities of one or more MEME files (the bundled JASPAR file when
-    none is given); a name repeated in a later file is refused."""
-    from promoter_modelling.analysis.motifs import default_meme_file, read_motifs
+    """Motif name -> (L, 4) probabilities of one or more MEME files; a name repeated in a later
+    file is refused."""
+    from promoter_modelling.analysis.motifs import read_motifs
 
     database: dict[str, np.ndarray] = {}
-    for path in meme_files or [default_meme_file()]:
+    for path in meme_files:
         for motif in read_motifs(path):
             if motif.name in database:
-                raise InputError(f"{path}: motif {motif.name!r} is also in an earlier --meme_file; names must be unique")
+                raise InputError(f"{path}: motif {motif.name!r} is also in an earlier motif file (the bundled JASPAR "
+                                 "file comes first; --no_jaspar leaves it out); names must be unique")
             database[motif.name] = motif.pwm
     return database
 
@@ -210,10 +222,9 @@ def run_modisco(attributions: Attributions, options: ModiscoOptions, output_dir:
     One row per pattern: output, pattern (pos_/neg_patterns/pattern_i), seqlets, consensus,
     match_1..n with p- and q-values, logo paths (relative to output_dir).
     """
-    from promoter_modelling.analysis.motifs import default_meme_file
-
-    database = read_database(options.meme_files)
-    meme_file = ", ".join(options.meme_files) or default_meme_file()
+    files = database_files(options)
+    database = read_database(files)
+    meme_file = ", ".join(files)
     chosen = list(outputs) if outputs else list(attributions.outputs)
     unknown = [o for o in chosen if o not in attributions.outputs]
     if unknown:
