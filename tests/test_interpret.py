@@ -233,3 +233,31 @@ def test_unknown_bases_are_refused_by_both_methods():
         raises("sequence 'b' has N at position 11 (1 sequences have N); attributions are taken on one-hot sequences, "
                "so every base must be known: drop or fill those sequences",
                attribute, ensemble, codes, ["a", "b", "c"], AttributionOptions(method=method, progress=False))
+
+
+@pytest.mark.skipif(not os.environ.get("PROMOTER_MODELLING_SLOW_TESTS"),
+                    reason="explaining every test promoter takes minutes on a CPU; set PROMOTER_MODELLING_SLOW_TESTS=1")
+def test_modisco_on_the_test_promoters_recovers_every_planted_driver(trained, tmp_path):
+    """Every test promoter explained, TF-MoDISco on the result: each planted motif that drives a cell
+    (and REST_like, which lowers all) is matched to its planted matrix with q < 0.05 in that cell."""
+    from promoter_modelling.fixtures.motifs import demo_meme_motifs, meme_text
+
+    out = tmp_path / "attr"
+    cli.main(["attribute", "--run_dir", trained["run"], "--config_path", trained["config"], "--task",
+              "FluorescenceData", "--split", "test", "--n_shuffles", "10", "--output_dir", str(out), "--quiet",
+              "--num_plots", "0"])
+    meme = tmp_path / "demo.meme"
+    meme.write_text(meme_text(demo_meme_motifs()))
+    from promoter_modelling.cli.interpret_args import modisco_main
+
+    table = modisco_main(["--attributions", str(out / "attributions.npz"), "--meme_file", str(meme),
+                          "--output_dir", str(tmp_path / "modisco")])
+    for o, cell in enumerate(CELLS):
+        mine = table[table["output"] == cell]
+        for motif, (_, effects) in PLANTED_MOTIFS.items():
+            if abs(effects[o]) < DRIVING_EFFECT:
+                continue
+            kind = "pos_" if effects[o] > 0 else "neg_"
+            found = [row for row in mine.itertuples() if row.pattern.startswith(kind) and any(
+                getattr(row, f"match_{k}") == motif and getattr(row, f"qvalue_{k}") < 0.05 for k in (1, 2, 3))]
+            assert found, (cell, motif, mine[["pattern", "match_1", "qvalue_1", "match_2", "match_3"]])
