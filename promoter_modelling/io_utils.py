@@ -99,3 +99,31 @@ def load_npy(path: str, mmap: bool = True) -> np.ndarray:
         return np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False)
     except (ValueError, OSError, EOFError) as exc:
         raise InputError(f"{path}: cached array is unreadable ({exc}); delete it to rebuild the cache") from exc
+
+
+def refuse_other_request(output_dir: str, record: str, request: dict, overwrite: bool, contents: str,
+                         holds: str) -> None:
+    """Refuse an output folder whose `record` (JSON with a "request" key) was written for another
+    request, unless `overwrite`, so earlier results are never replaced by accident.
+
+    Parameters
+    ----------
+    output_dir : the folder results go to (a file there is refused too).
+    record : the record's file name inside `output_dir`.
+    request : what is asked now (compared after a JSON round trip).
+    overwrite : replace results of another request.
+    contents : what the folder is for, in the message ("attributions").
+    holds : what an earlier record means, in the message ("attributions of other options").
+    """
+    if os.path.isfile(output_dir):
+        raise InputError(f"{output_dir}: is a file; give a folder for the {contents}")
+    path = os.path.join(output_dir, record)
+    if overwrite or not os.path.exists(path):
+        return
+    try:
+        with open(path, encoding="utf-8") as handle:
+            earlier = json.load(handle).get("request")
+    except (OSError, json.JSONDecodeError, AttributeError):
+        earlier = None
+    if earlier != json.loads(json.dumps(request, default=_json_default)):
+        raise InputError(f"{output_dir}: holds {holds} ({record}); choose another --output_dir or pass --overwrite")

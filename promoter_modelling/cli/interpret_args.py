@@ -77,7 +77,7 @@ def attribute_main(argv: list[str] | None = None):
     outputs = tuple(o.strip() for o in args.outputs.split(",") if o.strip()) if args.outputs else None
     options = AttributionOptions(method=args.method, outputs=outputs, n_shuffles=args.n_shuffles,
                                  batch_size=args.batch_size, seed=args.seed, chunk_size=args.chunk_size,
-                                 device=args.device, progress=not args.quiet)
+                                 progress=not args.quiet)
     if args.num_plots < 0:
         raise InputError(f"--num_plots must be at least 0, got {args.num_plots}")
     plot_ids = [i.strip() for i in args.plot.split(",") if i.strip()] if args.plot else None

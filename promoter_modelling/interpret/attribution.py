@@ -33,7 +33,7 @@ class AttributionOptions:
     n_shuffles: dinucleotide-shuffled references per sequence (DeepLIFT); batch_size: sequence-
     reference pairs (DeepLIFT) or mutants (ISM) per forward pass (None: 16 and 256, the fastest
     measured on a CPU, docs/performance.md); seed: seed of the references;
-    chunk_size: sequences held at once; device; progress: progress bars."""
+    chunk_size: sequences held at once; progress: progress bars. The device is the ensemble's."""
 
     method: str = "deeplift"
     outputs: tuple[str, ...] | None = None
@@ -41,7 +41,6 @@ class AttributionOptions:
     batch_size: int | None = None
     seed: int = 0
     chunk_size: int = 64
-    device: str = "auto"
     progress: bool = True
 
     @property

@@ -10,7 +10,6 @@ report does).
 from __future__ import annotations
 
 import html
-import json
 import os
 import sys
 from collections.abc import Sequence
@@ -22,7 +21,7 @@ import pandas as pd
 from promoter_modelling.download import atomic_path
 from promoter_modelling.errors import InputError
 from promoter_modelling.interpret.attribution import Attributions
-from promoter_modelling.io_utils import save_json, save_table, save_text
+from promoter_modelling.io_utils import refuse_other_request, save_json, save_table, save_text
 
 RECORD = "modisco.json"
 TRIM_FRACTION = 0.3
@@ -232,14 +231,7 @@ def run_modisco(attributions: Attributions, options: ModiscoOptions, output_dir:
                          f"({', '.join(attributions.outputs)})")
     request = {"options": asdict(options), "outputs": chosen, "sequences": len(attributions.ids),
                "method": attributions.method}
-    record = os.path.join(output_dir, RECORD)
-    if os.path.isfile(output_dir):
-        raise InputError(f"{output_dir}: is a file; give a folder for the report")
-    if os.path.exists(record) and not overwrite:
-        with open(record, encoding="utf-8") as handle:
-            if json.load(handle).get("request") != json.loads(json.dumps(request)):
-                raise InputError(f"{output_dir}: holds a TF-MoDISco report of other options ({RECORD}); choose "
-                                 "another --output_dir or pass --overwrite")
+    refuse_other_request(output_dir, RECORD, request, overwrite, "report", "a TF-MoDISco report of other options")
     os.makedirs(os.path.join(output_dir, "logos"), exist_ok=True)
     results, rows, ppms = {}, [], []
     for output in chosen:
@@ -276,5 +268,5 @@ def run_modisco(attributions: Attributions, options: ModiscoOptions, output_dir:
     markdown, page = _report(table, source, meme_file)
     save_text(markdown, os.path.join(output_dir, "report.md"))
     save_text(page, os.path.join(output_dir, "report.html"))
-    save_json({"request": request, "patterns": len(table)}, record)
+    save_json({"request": request, "patterns": len(table)}, os.path.join(output_dir, RECORD))
     return table

@@ -3,7 +3,6 @@ attributions and write them with logos and a record of what was asked."""
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 from collections.abc import Callable, Sequence
@@ -14,34 +13,16 @@ import torch
 
 from promoter_modelling.errors import InputError
 from promoter_modelling.interpret.attribution import AttributionOptions, Attributions, attribute
-from promoter_modelling.io_utils import save_json
+from promoter_modelling.io_utils import refuse_other_request, save_json
 
 RECORD = "attribute.json"
 ADDITIVITY_TOLERANCE = 1e-3  # largest |sum of contributions - (prediction - mean reference prediction)| accepted
 
 
 def _request(options: AttributionOptions, checkpoints: Sequence[str], source: dict) -> dict:
-    asked = {k: v for k, v in asdict(options).items() if k not in ("progress", "device", "chunk_size", "batch_size")}
+    asked = {k: v for k, v in asdict(options).items() if k not in ("progress", "chunk_size", "batch_size")}
     asked["outputs"] = list(options.outputs) if options.outputs else None
     return {"options": asked, "checkpoints": [os.path.abspath(c) for c in checkpoints], "source": source}
-
-
-def check_output_dir(output_dir: str, request: dict, overwrite: bool) -> None:
-    """Refuse a folder holding attributions asked with other options, models or sequences
-    (unless `overwrite`), so earlier results are never replaced by accident."""
-    if os.path.isfile(output_dir):
-        raise InputError(f"{output_dir}: is a file; give a folder for the attributions")
-    record = os.path.join(output_dir, RECORD)
-    if overwrite or not os.path.exists(record):
-        return
-    try:
-        with open(record, encoding="utf-8") as handle:
-            earlier = json.load(handle).get("request")
-    except (OSError, json.JSONDecodeError):
-        earlier = None
-    if earlier != json.loads(json.dumps(request)):
-        raise InputError(f"{output_dir}: holds attributions of other options, models or sequences ({RECORD}); "
-                         "choose another --output_dir or pass --overwrite")
 
 
 def choose_plot_rows(attributions: Attributions, plot_ids: Sequence[str] | None, num_plots: int) -> list[int]:
@@ -83,7 +64,8 @@ def attribute_to_folder(checkpoints: Sequence[str], read: Callable, options: Att
     from promoter_modelling.interpret.store import plot_logos, save_attributions
 
     request = _request(options, checkpoints, source or {})
-    check_output_dir(output_dir, request, overwrite)
+    refuse_other_request(output_dir, RECORD, request, overwrite, "attributions",
+                         "attributions of other options, models or sequences")
     ensemble = Ensemble(checkpoints, None, head, device)
     check_attributable(ensemble)
     output_indices(ensemble, options.outputs)
